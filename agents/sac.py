@@ -1,0 +1,87 @@
+"""PEBBLE's agent: stable-baselines3 SAC on the learned reward.
+
+PEBBLE (Lee, Smith & Abbeel, 2021) = SAC + unsupervised pre-training + relabeling:
+
+1. ``learning_starts`` uniform-random steps;
+2. unsupervised pre-training with the state-entropy reward until the first query;
+3. at the first feedback round: relabel the buffer with the learned reward, re-initialise
+   the critic (its values were fit to the intrinsic reward), and take ``reset_update``
+   gradient steps;
+4. after every later round: relabel the whole buffer.
+"""
+
+from __future__ import annotations
+
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.config import SACConfig
+from agents.replay import PreferenceReplayBuffer
+from agents.state_entropy import StateEntropyReward
+from pbrl.learners.base import PreferenceLearner, RewardLearner
+
+
+def make_sac(env: VecEnv, config: SACConfig, seed: int, tensorboard_log: str | None = None) -> SAC:
+    """SB3 SAC with a relabelable replay buffer (and the state-entropy reward switched on if asked)."""
+    model = SAC(
+        "MlpPolicy",
+        env,
+        learning_rate=config.learning_rate,
+        buffer_size=config.buffer_size,
+        learning_starts=config.learning_starts,
+        batch_size=config.batch_size,
+        tau=config.tau,
+        gamma=config.gamma,
+        gradient_steps=config.gradient_steps,
+        ent_coef=f"auto_{config.init_temperature}",
+        replay_buffer_class=PreferenceReplayBuffer,
+        policy_kwargs={"net_arch": list(config.hidden_sizes)},
+        tensorboard_log=tensorboard_log,
+        seed=seed,
+        device=config.device,
+        verbose=0,
+    )
+    if config.unsupervised_pretraining:
+        model.replay_buffer.intrinsic = StateEntropyReward(config.state_entropy_k)
+    return model
+
+
+def reset_critic(model: SAC) -> None:
+    """Re-initialise critic and target critic weights and the critic optimiser."""
+    for module in model.critic.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.reset_parameters()
+    model.critic_target.load_state_dict(model.critic.state_dict())
+    model.critic.optimizer = model.critic.optimizer_class(
+        model.critic.parameters(), lr=model.lr_schedule(1.0), **model.critic.optimizer_kwargs
+    )
+
+
+class SACFeedbackHooks:
+    """What SAC does after a feedback round (PEBBLE steps 3 and 4)."""
+
+    def __init__(self, model: SAC, config: SACConfig) -> None:
+        self.model, self.config = model, config
+
+    def after_round(self, learner: PreferenceLearner) -> None:
+        if not isinstance(learner, RewardLearner):
+            return
+        buffer: PreferenceReplayBuffer = self.model.replay_buffer
+        first = buffer.intrinsic is not None
+        buffer.intrinsic = None
+        buffer.relabel(learner)
+        if first and self.config.reset_critic:
+            reset_critic(self.model)
+            if buffer.filled() >= self.model.batch_size:
+                self.model.train(gradient_steps=self.config.reset_update, batch_size=self.model.batch_size)
+
+    def fix_latest(self, learner: PreferenceLearner) -> None:
+        """Relabel the most recent row (SB3 stores a step's transition after the callback ran)."""
+        if isinstance(learner, RewardLearner):
+            buffer: PreferenceReplayBuffer = self.model.replay_buffer
+            row = (buffer.pos - 1) % buffer.buffer_size
+            as_t = lambda a: torch.as_tensor(a[row], device=learner.device)  # noqa: E731
+            buffer.rewards[row] = learner.reward_tensor(
+                as_t(buffer.observations), as_t(buffer.actions), as_t(buffer.next_observations)
+            ).cpu().numpy()

@@ -1,0 +1,59 @@
+"""PEBBLE's unsupervised pre-training reward: a particle estimate of state entropy.
+
+Before the first query, PEBBLE (Lee et al., 2021) explores by maximising the entropy of
+the state distribution with the intrinsic reward
+
+    r_int(s) = ‖s − s^k‖₂,
+
+the distance from ``s`` to its k-th nearest neighbour among the states collected so far
+(k = 5), divided by a running estimate of its standard deviation. Reward computed on the
+sampled batch at update time, as in B-Pref's ``update_state_ent``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def knn_distance(states: torch.Tensor, reference: torch.Tensor, k: int = 5, chunk: int = 4096) -> torch.Tensor:
+    """Distance from each of ``states`` [B, d] to its k-th nearest neighbour in ``reference`` [N, d].
+
+    The states are themselves in ``reference`` (distance 0 to themselves), so the k-th
+    neighbour is the (k+1)-th smallest distance, as in B-Pref.
+    """
+    k = min(k, len(reference) - 1)
+    if k < 1:
+        return torch.zeros(len(states), device=states.device)
+    dists = torch.cat([torch.cdist(states, reference[i : i + chunk]) for i in range(0, len(reference), chunk)], dim=1)
+    return torch.kthvalue(dists, k + 1, dim=1).values
+
+
+class RunningStd:
+    """Running mean/variance (parallel Welford), for normalising the intrinsic reward."""
+
+    def __init__(self, epsilon: float = 1e-4) -> None:
+        self.mean, self.var, self.count = 0.0, 1.0, epsilon
+
+    def update(self, x: torch.Tensor) -> None:
+        batch_mean, batch_var, n = x.mean().item(), x.var(unbiased=False).item(), x.numel()
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return max(self.var, 1e-8) ** 0.5
+
+
+class StateEntropyReward:
+    """Normalised k-NN state-entropy reward over a growing set of states."""
+
+    def __init__(self, k: int = 5) -> None:
+        self.k = k
+        self.stats = RunningStd()
+
+    def __call__(self, next_obs: torch.Tensor, all_obs: torch.Tensor) -> torch.Tensor:
+        entropy = knn_distance(next_obs, all_obs, self.k)
+        self.stats.update(entropy)
+        return entropy / self.stats.std

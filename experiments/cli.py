@@ -1,0 +1,126 @@
+"""``pbrl`` command line: train, resume, inspect configs, list environments.
+
+Examples::
+
+    pbrl train --env gym:HalfCheetah-v5 --method pebble --teacher oracle --feedback 1000 --steps 200000 --seed 0
+    pbrl train --config experiments/configs/pebble_halfcheetah.yaml --set sac.device=cuda
+    pbrl resume runs/gym-HalfCheetah-v5-pebble-s0-20261123-101500
+    pbrl config --describe
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from experiments.config import ConfigError, TrainConfig, apply_overrides, describe, from_dict, load_yaml, to_dict
+
+_SHORTCUTS = {  # CLI flag -> dotted config key
+    "env": "env",
+    "method": "method",
+    "teacher": "teacher.preset",
+    "feedback": "feedback.budget",
+    "steps": "steps",
+    "seed": "seed",
+    "run_dir": "run_dir",
+    "query": "query.strategy",
+}
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config file (see experiments/configs/)")
+    parser.add_argument("--env", help="environment id, e.g. gym:HalfCheetah-v5, metaworld:door-open-v3, dmc:walker-walk")
+    parser.add_argument("--method", help="pebble | pref-ppo | sac")
+    parser.add_argument("--teacher", help="synthetic teacher preset: oracle, stoc, mistake, skip, equal, myopic")
+    parser.add_argument("--feedback", type=int, help="total query budget")
+    parser.add_argument("--query", help="query strategy name")
+    parser.add_argument("--steps", type=int, help="total environment steps")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--run-dir", dest="run_dir", help="run directory")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    data = load_yaml(args.config) if args.config else {}
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in _SHORTCUTS.items() if getattr(args, flag, None) is not None]
+    if getattr(args, "no_progress", False):
+        overrides.append("progress=false")
+    return from_dict(TrainConfig, apply_overrides(data, overrides + list(args.set)))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from experiments.summary import format_summary
+    from experiments.train import Trainer, run_dir_for
+
+    config = build_config(args)
+    run_dir = run_dir_for(config)
+    if (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir} already holds a run; continue it with `pbrl resume {run_dir}` or pick another --run-dir")
+    print(f"pbrl: training {config.method} on {config.env} for {config.steps} steps → {run_dir}", flush=True)
+    summary = Trainer(config, run_dir).train()
+    print(format_summary(summary, run_dir, config.method, config.env))
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from experiments.summary import format_summary
+    from experiments.train import Trainer, resume_config
+
+    run_dir = Path(args.run_dir)
+    overrides = {"steps": args.steps} if args.steps else {}
+    config = resume_config(run_dir, overrides)
+    print(f"pbrl: resuming {run_dir} to {config.steps} steps", flush=True)
+    summary = Trainer(config, run_dir, resume=True).train()
+    print(format_summary(summary, run_dir, config.method, config.env))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.describe:
+        print("\n".join(describe()))
+    else:
+        print(yaml.safe_dump(to_dict(build_config(args)), sort_keys=False))
+    return 0
+
+
+def _envs(_: argparse.Namespace) -> int:
+    import envs
+
+    print("\n".join(envs.available_env_ids()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pbrl", description="Preference-based reinforcement learning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train an agent from preferences")
+    _add_config_args(train)
+    train.set_defaults(func=_train)
+    resume = sub.add_parser("resume", help="continue a stopped run from its directory")
+    resume.add_argument("run_dir")
+    resume.add_argument("--steps", type=int, help="new total step count (default: the run's own)")
+    resume.set_defaults(func=_resume)
+    config = sub.add_parser("config", help="print the resolved config (or --describe every key)")
+    _add_config_args(config)
+    config.add_argument("--describe", action="store_true", help="list every key with its default and meaning")
+    config.set_defaults(func=_config)
+    sub.add_parser("envs", help="list supported environment ids").set_defaults(func=_envs)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"pbrl: config error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\npbrl: interrupted; every label is in the store — `pbrl resume RUN_DIR` continues from the last checkpoint",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

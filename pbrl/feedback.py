@@ -1,0 +1,187 @@
+"""One feedback round, and the schedule that says when rounds happen.
+
+A round (B-Pref's ``learn_reward``): draw a pool of candidate pairs from recent
+transitions, let the query strategy pick ``n``, persist the chosen segments and queries,
+have the teacher label them (each label committed as it arrives), measure the learner's
+accuracy on those new labels *before* it trains on them (a genuinely held-out accuracy),
+then update the learner on every label so far.
+
+The schedule (B-Pref's ``num_seed_steps + num_unsup_steps``, ``num_interact``,
+``max_feedback``): the first round at ``first_query_step``, then one every ``interval``
+env steps until ``budget`` queries have been *asked* — skipped queries count against the
+budget, as in B-Pref; how many got a label is logged separately.
+
+This module knows nothing of stable-baselines3; agents drive it through :meth:`due` and
+:meth:`run_round`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pbrl.learners.base import PreferenceLearner, RewardLearner
+from pbrl.metrics import pearson, preference_accuracy
+from pbrl.query import QueryConfig, make_strategy, validate_selection
+from pbrl.segments import CandidatePairs
+from pbrl.store import PreferenceStore
+from pbrl.teachers.base import Teacher
+from pbrl.transitions import TransitionLog
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """When to ask, how much, and about what."""
+
+    budget: int = 1000
+    """Total queries to ask over the run (skips count; B-Pref max_feedback)."""
+    per_round: int = 100
+    """Queries per round (B-Pref reward_batch)."""
+    first_query_step: int = 10_000
+    """Env step of the first round (B-Pref num_seed_steps + num_unsup_steps)."""
+    interval: int = 5_000
+    """Env steps between rounds (B-Pref num_interact)."""
+    segment_length: int = 50
+    """Steps per segment."""
+    log_capacity: int = 100_000
+    """Recent steps per env kept for sampling segments (B-Pref keeps the last 100 episodes)."""
+    correlation_samples: int = 10_000
+    """Fresh transitions used for the learned-vs-true reward correlation."""
+    return_window: int = 10
+    """Recent episodes whose mean return calibrates the teacher's skip/equal thresholds."""
+
+    def __post_init__(self) -> None:
+        for name in ("budget", "first_query_step"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"feedback.{name} must be ≥ 0, got {getattr(self, name)}")
+        for name in ("per_round", "interval", "segment_length", "log_capacity", "return_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"feedback.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.segment_length > self.log_capacity:
+            raise ValueError("feedback.segment_length cannot exceed feedback.log_capacity")
+
+
+class FeedbackLoop:
+    """Runs feedback rounds against a transition log, a teacher, a store and a learner."""
+
+    def __init__(
+        self,
+        config: FeedbackConfig,
+        query: QueryConfig,
+        learner: PreferenceLearner,
+        teacher: Teacher,
+        store: PreferenceStore,
+        log: TransitionLog,
+        episode_length: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.config, self.query = config, query
+        self.learner, self.teacher, self.store, self.log = learner, teacher, store, log
+        self.episode_length = episode_length
+        self.rng = rng
+        self.strategy = make_strategy(query.strategy)
+        self.round_index = store.last_round() + 1
+        self.next_round_step = config.first_query_step
+        self.trained = False
+
+    # ----------------------------------------------------------------- schedule
+    @property
+    def asked(self) -> int:
+        return self.store.counts().asked
+
+    def due(self, step: int) -> bool:
+        return step >= self.next_round_step and self.asked < self.config.budget
+
+    def _mean_segment_return(self, recent_returns: list[float]) -> float:
+        if not recent_returns:
+            return 0.0
+        return float(np.mean(recent_returns[-self.config.return_window :])) * self.config.segment_length / self.episode_length
+
+    # ----------------------------------------------------------------- the round
+    def run_round(self, step: int, recent_returns: list[float]) -> dict[str, float]:
+        """Ask, label, persist and learn; returns namespaced scalars for logging."""
+        cfg, started = self.config, time.perf_counter()
+        n = min(cfg.per_round, cfg.budget - self.asked)
+        self.teacher.calibrate(self._mean_segment_return(recent_returns))
+
+        first = self.round_index == 0 and self.query.first_round_uniform
+        strategy, name = (make_strategy("uniform"), "uniform") if first else (self.strategy, self.query.strategy)
+        pool = n * self.query.pool_multiplier if strategy.wants_pool else n
+        left = self.log.sample_segments(pool, cfg.segment_length, self.rng, self.query.window)
+        right = self.log.sample_segments(pool, cfg.segment_length, self.rng, self.query.window)
+        candidates = CandidatePairs(left.segments, right.segments, np.minimum(left.provenance.env_step, right.provenance.env_step))
+        select_started = time.perf_counter()
+        chosen = validate_selection(name, strategy.select(candidates, self.learner, n, self.rng), pool, n)
+        select_time = time.perf_counter() - select_started
+        left, right = left[chosen], right[chosen]
+
+        left = left.with_ids(self.store.add_segments(left))
+        right = right.with_ids(self.store.add_segments(right))
+        query_ids = self.store.add_queries(left.ids, right.ids, self.round_index, self.teacher.name)
+        labels = self.teacher.label(left, right, self.rng)
+        self.store.add_labels(query_ids, labels, self.teacher.name)
+
+        metrics: dict[str, float] = {
+            "teacher/asked": float(self.asked),
+            "teacher/labeled": float(self.store.counts().labeled),
+            "teacher/skipped_this_round": float(np.isnan(labels).sum()),
+            "teacher/equal_this_round": float((labels == 0.5).sum()),
+            "query/selection_seconds": select_time,
+        }
+        answered = ~np.isnan(labels)
+        if self.trained and answered.any():
+            p_left = self.learner.preference_probability(left.segments[answered], right.segments[answered])
+            metrics["reward/heldout_accuracy"] = preference_accuracy(p_left, labels[answered])
+        metrics.update(self.learn())
+        metrics["time/round_seconds"] = time.perf_counter() - started
+        self.round_index += 1
+        self.next_round_step = step + cfg.interval
+        return metrics
+
+    def learn(self) -> dict[str, float]:
+        """Update the learner on every non-skipped label in the store."""
+        if self.store.counts().labeled == 0:
+            return {}
+        data, _ = self.store.dataset()
+        started = time.perf_counter()
+        result = {f"reward/{k}": v for k, v in self.learner.update(data).items()}
+        result["time/learner_update_seconds"] = time.perf_counter() - started
+        self.trained = True
+        result.update(self.reward_quality())
+        return result
+
+    def reward_quality(self) -> dict[str, float]:
+        """Pearson correlation of learned and true per-step reward on the freshest transitions."""
+        if not isinstance(self.learner, RewardLearner) or self.log.size == 0:
+            return {}
+        segments, true_rewards = self.log.recent(self.config.correlation_samples)
+        learned = self.learner.reward(segments.obs[:, 0], segments.actions[:, 0], segments.next_obs[:, 0])
+        return {"reward/true_correlation": pearson(learned, true_rewards)}
+
+    def answer_pending(self) -> int:
+        """Label queries that were asked but never answered (a run killed mid-round); returns how many."""
+        pending = self.store.pending_queries()
+        if not pending:
+            return 0
+        query_ids, left_ids, right_ids = (np.asarray(c) for c in zip(*pending))
+        labels = self.teacher.label(self.store.segment_batch(left_ids), self.store.segment_batch(right_ids), self.rng)
+        self.store.add_labels(query_ids, labels, self.teacher.name)
+        return len(query_ids)
+
+    # ----------------------------------------------------------------- resume
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "round_index": self.round_index,
+            "next_round_step": self.next_round_step,
+            "trained": self.trained,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.round_index = max(int(state["round_index"]), self.store.last_round() + 1)
+        self.next_round_step = int(state["next_round_step"])
+        self.trained = bool(state["trained"])
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,154 @@
+"""The PEBBLE reward model: an ensemble of r̂(s, a) fit with the Bradley–Terry model.
+
+Each member predicts a per-step reward ``r̂_e(s, a) ∈ (−1, 1)`` (3×256 MLP, LeakyReLU,
+tanh output — B-Pref's ``gen_net``). A segment's predicted return is the sum over its
+steps and the preference probability is the Bradley–Terry / Boltzmann model
+
+    P_e[σ¹ ≻ σ²] = exp Σ_t r̂_e(s¹_t, a¹_t) / (exp Σ_t r̂_e(s¹_t, a¹_t) + exp Σ_t r̂_e(s²_t, a²_t)),
+
+trained with the cross-entropy against labels y = P[σ¹ ≻ σ²] ∈ {0, ½, 1} (½ as a soft
+target, B-Pref's ``train_soft_reward``):
+
+    L_e = −E[ y log P_e[σ¹ ≻ σ²] + (1 − y) log P_e[σ² ≻ σ¹] ],   L = Σ_e L_e.
+
+As in B-Pref, each member walks the data in its own random order (bootstrap-free
+diversity), one "epoch" is a pass over all labels in minibatches of 128, a round runs
+up to ``max_epochs`` epochs and stops early once the mean training accuracy exceeds 97%.
+The agent's reward is the ensemble mean ``r̂(s, a) = (1/E) Σ_e r̂_e(s, a)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pbrl.learners.base import RewardLearner
+from pbrl.learners.ensemble import EnsembleMLP
+from pbrl.segments import PreferenceDataset, Segments
+
+
+def bradley_terry_loss(return_left: torch.Tensor, return_right: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-pair BT cross-entropy ``−[y log σ(R¹−R²) + (1−y) log σ(R²−R¹)]`` (same shape as inputs)."""
+    return F.binary_cross_entropy_with_logits(return_left - return_right, labels, reduction="none")
+
+
+@dataclass(frozen=True)
+class BTEnsembleConfig:
+    """Bradley–Terry reward ensemble (defaults: B-Pref / PEBBLE)."""
+
+    ensemble_size: int = 3
+    """Number of members E."""
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    """Hidden layer widths of each member."""
+    lr: float = 3e-4
+    """Adam learning rate (B-Pref reward_lr)."""
+    batch_size: int = 128
+    """Pairs per minibatch (B-Pref train_batch_size)."""
+    max_epochs: int = 200
+    """Passes over all labels per round (B-Pref reward_update)."""
+    stop_accuracy: float = 0.97
+    """Stop a round early once mean training accuracy exceeds this."""
+    device: str = "cpu"
+    """Torch device of the reward model ('cpu', 'cuda', 'auto')."""
+
+    def __post_init__(self) -> None:
+        if self.ensemble_size < 1:
+            raise ValueError(f"reward.ensemble_size must be ≥ 1, got {self.ensemble_size}")
+        if self.batch_size < 1 or self.max_epochs < 1:
+            raise ValueError("reward.batch_size and reward.max_epochs must be ≥ 1")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class BTEnsemble(RewardLearner):
+    """PEBBLE's Bradley–Terry reward ensemble over state-action inputs."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: BTEnsembleConfig = BTEnsembleConfig(), seed: int = 0) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.generator = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = EnsembleMLP(config.ensemble_size, obs_dim + act_dim, config.hidden_sizes).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+
+    # ---------------------------------------------------------------- evaluation
+    def _inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return torch.cat([obs, actions], dim=-1)
+
+    @torch.no_grad()
+    def reward_tensor(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        chunks = []
+        for start in range(0, len(obs), 65536):  # bounded memory when relabeling a whole buffer
+            x = self._inputs(obs[start : start + 65536], actions[start : start + 65536])
+            chunks.append(self.net(x).mean(dim=0).squeeze(-1))
+        return torch.cat(chunks) if chunks else torch.zeros(0, device=self.device)
+
+    def _segment_tensor(self, segments: Segments) -> torch.Tensor:
+        x = np.concatenate([segments.obs, segments.actions], axis=-1)
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)  # [B, T, d]
+
+    @torch.no_grad()
+    def member_segment_returns(self, segments: Segments) -> torch.Tensor:
+        x = self._segment_tensor(segments)
+        b, t, d = x.shape
+        return self.net(x.reshape(b * t, d)).reshape(-1, b, t).sum(dim=-1)
+
+    # ---------------------------------------------------------------- training
+    def _member_returns(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Returns of member-specific minibatches: ``x`` [N, T, d], ``index`` [E, b] → [E, b]."""
+        e, b = index.shape
+        t, d = x.shape[1:]
+        return self.net(x[index].reshape(e, b * t, d)).reshape(e, b, t).sum(dim=-1)
+
+    def update(self, data: PreferenceDataset) -> dict[str, float]:
+        cfg = self.config
+        left, right = self._segment_tensor(data.left), self._segment_tensor(data.right)
+        labels = torch.as_tensor(data.labels, dtype=torch.float32, device=self.device)
+        n, e = len(labels), cfg.ensemble_size
+        accuracy, loss_value, epochs = 0.0, float("nan"), 0
+        for epochs in range(1, cfg.max_epochs + 1):
+            order = torch.stack([torch.randperm(n, generator=self.generator) for _ in range(e)]).to(self.device)
+            correct = torch.zeros((), device=self.device)
+            decided = torch.zeros((), device=self.device)
+            total_loss = torch.zeros((), device=self.device)
+            for start in range(0, n, cfg.batch_size):
+                index = order[:, start : start + cfg.batch_size]
+                y = labels[index]
+                r_left, r_right = self._member_returns(left, index), self._member_returns(right, index)
+                loss = bradley_terry_loss(r_left, r_right, y).mean(dim=1).sum()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                with torch.no_grad():
+                    hard = y != 0.5
+                    correct += (((r_left > r_right).float() == y) & hard).sum()
+                    decided += hard.sum()
+                    total_loss += loss.detach() * index.shape[1]
+            accuracy = (correct / decided.clamp(min=1)).item()
+            loss_value = (total_loss / n).item()
+            if accuracy > cfg.stop_accuracy:
+                break
+        return {"train_accuracy": accuracy, "train_loss": loss_value, "epochs": float(epochs), "labels": float(n)}
+
+    # ---------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,151 @@
+"""Segments: the unit people (and synthetic teachers) compare.
+
+A segment is a contiguous slice of one episode, ``T`` steps long. pbrl splits what is
+known about a batch of segments into three parts so that learners cannot read the true
+reward *by construction*:
+
+* :class:`Segments` — what a preference learner or a query strategy may see
+  (observations, actions, next observations);
+* :class:`SegmentTruth` — true rewards and successes, for synthetic teachers and metrics;
+* :class:`Provenance` — where each segment came from (episode, start step, simulator
+  states), so it can be re-rendered for a human later.
+
+:class:`SegmentBatch` bundles the three; only teachers and metrics receive it whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+def _take(array: np.ndarray | None, index) -> np.ndarray | None:
+    return None if array is None else array[index]
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Learner-visible segment arrays, each shaped ``[B, T, ...]``."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    next_obs: np.ndarray
+
+    def __post_init__(self) -> None:
+        b, t = self.obs.shape[:2]
+        for f in fields(self):
+            arr = getattr(self, f.name)
+            if arr.shape[:2] != (b, t):
+                raise ValueError(
+                    f"Segments.{f.name} has leading shape {arr.shape[:2]}, expected {(b, t)} like obs"
+                )
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+    @property
+    def length(self) -> int:
+        """Steps per segment (T)."""
+        return self.obs.shape[1]
+
+    def __getitem__(self, index) -> "Segments":
+        return Segments(self.obs[index], self.actions[index], self.next_obs[index])
+
+    @staticmethod
+    def concatenate(parts: list["Segments"]) -> "Segments":
+        return Segments(
+            np.concatenate([p.obs for p in parts]),
+            np.concatenate([p.actions for p in parts]),
+            np.concatenate([p.next_obs for p in parts]),
+        )
+
+
+@dataclass(frozen=True)
+class SegmentTruth:
+    """Ground truth about segments: never handed to a learner.
+
+    ``rewards`` and ``successes`` are ``[B, T]`` float arrays.
+    """
+
+    rewards: np.ndarray
+    successes: np.ndarray
+
+    def __getitem__(self, index) -> "SegmentTruth":
+        return SegmentTruth(self.rewards[index], self.successes[index])
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Undiscounted segment returns, ``[B]``."""
+        return self.rewards.sum(axis=1)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where each segment came from: ``episode`` and ``start`` are ``[B]`` ints,
+    ``sim_states`` is ``[B, T, S]`` (state before each step) or ``None``; ``env_step``
+    is the global env step at which each segment started (larger = more recent)."""
+
+    env_id: str
+    episode: np.ndarray
+    start: np.ndarray
+    sim_states: np.ndarray | None = None
+    env_step: np.ndarray | None = None
+
+    def __getitem__(self, index) -> "Provenance":
+        return Provenance(
+            self.env_id, self.episode[index], self.start[index], _take(self.sim_states, index), _take(self.env_step, index)
+        )
+
+
+@dataclass(frozen=True)
+class SegmentBatch:
+    """Segments with their truth and provenance; ``ids`` are store ids once persisted."""
+
+    segments: Segments
+    truth: SegmentTruth
+    provenance: Provenance
+    ids: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def __getitem__(self, index) -> "SegmentBatch":
+        return SegmentBatch(
+            self.segments[index], self.truth[index], self.provenance[index], _take(self.ids, index)
+        )
+
+    def with_ids(self, ids: np.ndarray) -> "SegmentBatch":
+        return SegmentBatch(self.segments, self.truth, self.provenance, np.asarray(ids, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class CandidatePairs:
+    """Pairs a query strategy chooses among: ``left[i]`` is compared with ``right[i]``.
+
+    Only :class:`Segments` are exposed, so a strategy cannot peek at true rewards.
+    ``recency`` (``[B]``, larger = more recent, in env steps) lets near-on-policy
+    strategies prefer fresh data.
+    """
+
+    left: Segments
+    right: Segments
+    recency: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+
+@dataclass(frozen=True)
+class PreferenceDataset:
+    """Labeled pairs for a learner: ``labels[i]`` = P[left_i ≻ right_i] in {0, ½, 1}."""
+
+    left: Segments
+    right: Segments
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index) -> "PreferenceDataset":
+        return PreferenceDataset(self.left[index], self.right[index], self.labels[index])

@@ -1,0 +1,174 @@
+"""A ring buffer of recent environment transitions, and segment sampling from it.
+
+SB3's replay and rollout buffers keep what the *agent* needs; the preference loop needs
+more: the true reward and success (for synthetic teachers and metrics), the simulator
+state before every step (to re-render a segment for a person), and episode boundaries
+(a segment never straddles two episodes). :class:`TransitionLog` keeps exactly that for
+the most recent ``capacity`` steps of every parallel environment.
+
+Candidate segments are drawn uniformly among valid start positions — positions whose
+next ``T`` steps lie inside one episode and inside the recent ``window`` — which is what
+B-Pref does over its FIFO of the last 100 episodes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
+
+_FIELDS = ("obs", "actions", "next_obs", "true_rewards", "successes", "sim_states", "episode", "step", "env_step")
+
+
+class NotEnoughDataError(RuntimeError):
+    """Raised when the log holds too few whole segments to sample from."""
+
+
+class TransitionLog:
+    """Per-environment ring buffers of transitions, shaped ``[capacity, n_envs, ...]``."""
+
+    def __init__(self, capacity: int, n_envs: int = 1, env_id: str = "") -> None:
+        if capacity <= 0:
+            raise ValueError(f"TransitionLog capacity must be positive, got {capacity}")
+        self.capacity = int(capacity)
+        self.n_envs = int(n_envs)
+        self.env_id = env_id
+        self.arrays: dict[str, np.ndarray] = {}
+        self.pos = 0  # next write row
+        self.size = 0  # rows filled
+        self._episode = np.arange(n_envs, dtype=np.int64)
+        self._next_episode = n_envs
+        self._step_in_episode = np.zeros(n_envs, dtype=np.int64)
+        self.total_steps = 0
+
+    # ------------------------------------------------------------------ writing
+    def _allocate(self, **row: np.ndarray) -> None:
+        for name, value in row.items():
+            dtype = np.float64 if name == "sim_states" else value.dtype
+            self.arrays[name] = np.zeros((self.capacity, self.n_envs, *value.shape[1:]), dtype=dtype)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        next_obs: np.ndarray,
+        true_rewards: np.ndarray,
+        successes: np.ndarray,
+        dones: np.ndarray,
+        sim_states: np.ndarray | None = None,
+    ) -> None:
+        """Append one step of every env (arrays shaped ``[n_envs, ...]``).
+
+        ``next_obs`` must be the true next observation (the terminal observation at an
+        episode end, not the reset one). ``dones`` marks the last step of an episode.
+        """
+        n = self.n_envs
+        row = {
+            "obs": np.asarray(obs, dtype=np.float32).reshape(n, -1),
+            "actions": np.asarray(actions, dtype=np.float32).reshape(n, -1),
+            "next_obs": np.asarray(next_obs, dtype=np.float32).reshape(n, -1),
+            "true_rewards": np.asarray(true_rewards, dtype=np.float32).reshape(n),
+            "successes": np.asarray(successes, dtype=np.float32).reshape(n),
+            "episode": self._episode.copy(),
+            "step": self._step_in_episode.copy(),
+            "env_step": np.full(n, self.total_steps, dtype=np.int64),
+        }
+        if sim_states is not None:
+            row["sim_states"] = np.asarray(sim_states, dtype=np.float64).reshape(n, -1)
+        if not self.arrays:
+            self._allocate(**row)
+        for name, value in row.items():
+            self.arrays[name][self.pos] = value
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        self.total_steps += n
+        self._step_in_episode += 1
+        dones = np.asarray(dones, dtype=bool).reshape(n)
+        for e in np.flatnonzero(dones):
+            self._episode[e] = self._next_episode
+            self._next_episode += 1
+            self._step_in_episode[e] = 0
+
+    def mark_episode_boundary(self) -> None:
+        """Start fresh episodes in every env (e.g. after a resume reset the envs)."""
+        self._episode = np.arange(self._next_episode, self._next_episode + self.n_envs, dtype=np.int64)
+        self._next_episode += self.n_envs
+        self._step_in_episode[:] = 0
+
+    # ------------------------------------------------------------------ reading
+    def _rows_oldest_first(self) -> np.ndarray:
+        start = (self.pos - self.size) % self.capacity
+        return (start + np.arange(self.size)) % self.capacity
+
+    def valid_starts(self, length: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Logical start rows and env indices of every whole segment of ``length`` steps.
+
+        ``window`` restricts segments to the most recent ``window`` rows per env.
+        """
+        if not self.arrays or self.size < length:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        rows = self._rows_oldest_first()
+        if window is not None:
+            rows = rows[-min(window, len(rows)) :]
+        if len(rows) < length:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        episode = self.arrays["episode"][rows]  # [R, n_envs]
+        same = episode[: len(rows) - length + 1] == episode[length - 1 :]
+        start_idx, env_idx = np.nonzero(same)
+        return rows[start_idx], env_idx
+
+    def sample_segments(
+        self, count: int, length: int, rng: np.random.Generator, window: int | None = None
+    ) -> SegmentBatch:
+        """Draw ``count`` segments uniformly (with replacement) among valid starts."""
+        starts, envs = self.valid_starts(length, window)
+        if len(starts) == 0:
+            raise NotEnoughDataError(
+                f"no whole {length}-step segment in the last {window or self.size} steps "
+                f"({self.size} steps logged per env). Collect more steps before the first query, "
+                "or lower feedback.segment_length (episodes may end before it)."
+            )
+        pick = rng.integers(0, len(starts), size=count)
+        return self.gather(starts[pick], envs[pick], length)
+
+    def gather(self, start_rows: np.ndarray, env_index: np.ndarray, length: int) -> SegmentBatch:
+        """Build segments from physical start rows (as returned by :meth:`valid_starts`)."""
+        rows = (start_rows[:, None] + np.arange(length)[None, :]) % self.capacity  # [B, T]
+        envs = env_index[:, None]
+        a = self.arrays
+        segments = Segments(a["obs"][rows, envs], a["actions"][rows, envs], a["next_obs"][rows, envs])
+        truth = SegmentTruth(a["true_rewards"][rows, envs], a["successes"][rows, envs])
+        provenance = Provenance(
+            env_id=self.env_id,
+            episode=a["episode"][start_rows, env_index],
+            start=a["step"][start_rows, env_index],
+            sim_states=a["sim_states"][rows, envs] if "sim_states" in a else None,
+            env_step=a["env_step"][start_rows, env_index],
+        )
+        return SegmentBatch(segments, truth, provenance)
+
+    def recent(self, count: int) -> tuple[Segments, np.ndarray]:
+        """The last ``count`` transitions (all envs flattened) as 1-step segments and their true rewards."""
+        rows = self._rows_oldest_first()[-max(1, count // self.n_envs) :]
+        a = self.arrays
+        flat = lambda name: a[name][rows].reshape(len(rows) * self.n_envs, 1, *a[name].shape[2:])  # noqa: E731
+        return Segments(flat("obs"), flat("actions"), flat("next_obs")), a["true_rewards"][rows].reshape(-1)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Path) -> None:
+        meta = np.array(
+            [self.capacity, self.n_envs, self.pos, self.size, self._next_episode, self.total_steps], dtype=np.int64
+        )
+        np.savez(path, _meta=meta, _episode=self._episode, _step=self._step_in_episode, **self.arrays)
+
+    @classmethod
+    def load(cls, path: Path, env_id: str = "") -> "TransitionLog":
+        with np.load(path) as data:
+            capacity, n_envs, pos, size, next_episode, total = (int(x) for x in data["_meta"])
+            log = cls(capacity, n_envs, env_id)
+            log.pos, log.size, log._next_episode, log.total_steps = pos, size, next_episode, total
+            log._episode, log._step_in_episode = data["_episode"], data["_step"]
+            log.arrays = {name: data[name] for name in _FIELDS if name in data}
+        return log
