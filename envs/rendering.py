@@ -15,6 +15,7 @@ defined upside down) are turned the right way up by rotating the image 180 degre
 from __future__ import annotations
 
 import atexit
+import functools
 import weakref
 from typing import Any
 
@@ -84,6 +85,7 @@ def _renderer(env: gym.Env, model: mujoco.MjModel, width: int, height: int) -> m
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
         try:
             cache[(width, height)] = mujoco.Renderer(model, height=height, width=width)
+            _close_all_renderers_at_exit()
         except Exception as err:
             raise RuntimeError(
                 f"Could not create a headless MuJoCo renderer ({err}). Set MUJOCO_GL=egl "
@@ -125,10 +127,18 @@ def _default_camera(env: gym.Env, model: mujoco.MjModel) -> str | int:
     return "track" if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track") >= 0 else -1
 
 
-@atexit.register
-def _close_all_renderers() -> None:
-    """Close OpenGL contexts before interpreter teardown, which otherwise raises EGL errors."""
-    for cache in list(_RENDERERS.values()):
-        for renderer in cache.values():
-            renderer.close()
-    _RENDERERS.clear()
+@functools.cache
+def _close_all_renderers_at_exit() -> None:
+    """Close our OpenGL contexts at exit, before mujoco's EGL shuts the display down.
+
+    mujoco registers its ``eglTerminate`` exit hook when it makes its first context, and exit
+    hooks run last-registered first, so ours is registered after a renderer exists.
+    """
+
+    def close_all() -> None:
+        for cache in list(_RENDERERS.values()):
+            for renderer in cache.values():
+                renderer.close()
+        _RENDERERS.clear()
+
+    atexit.register(close_all)

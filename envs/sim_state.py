@@ -118,7 +118,8 @@ def set_sim_state(env: gym.Env, state: np.ndarray) -> None:
             "of the same id."
         )
     chunks = np.split(state, np.cumsum(sizes)[:-1])
-    mujoco.mj_setState(model, data, np.ascontiguousarray(chunks[0]), _INTEGRATION)
+    physics = np.ascontiguousarray(chunks[0])
+    mujoco.mj_setState(model, data, physics, _INTEGRATION)
     for field, chunk in zip(layout.model_fields, chunks[1:]):
         target = getattr(model, field)
         target[...] = chunk.reshape(target.shape)
@@ -126,3 +127,6 @@ def set_sim_state(env: gym.Env, state: np.ndarray) -> None:
     for (attr, _), chunk in zip(layout.env_attrs, attr_chunks):
         setattr(env.unwrapped, attr, None if np.isnan(chunk).all() else chunk.copy())
     mujoco.mj_forward(model, data)
+    # mj_forward overwrites the solver's warm start (qacc_warmstart) with its own solution;
+    # put the saved one back so the next mj_step starts from exactly the saved state.
+    mujoco.mj_setState(model, data, physics, _INTEGRATION)
