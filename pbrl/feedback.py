@@ -25,7 +25,7 @@ import numpy as np
 
 from pbrl.learners.base import PreferenceLearner, RewardLearner
 from pbrl.metrics import pearson, preference_accuracy
-from pbrl.query import QueryConfig, make_strategy, validate_selection
+from pbrl.query import QueryConfig, QueryContext, make_strategy, select_queries
 from pbrl.segments import CandidatePairs
 from pbrl.store import PreferenceStore
 from pbrl.teachers.base import Teacher
@@ -110,11 +110,16 @@ class FeedbackLoop:
         first = self.round_index == 0 and self.query.first_round_uniform
         strategy, name = (make_strategy("uniform"), "uniform") if first else (self.strategy, self.query.strategy)
         pool = n * self.query.pool_multiplier if strategy.wants_pool else n
-        left = self.log.sample_segments(pool, cfg.segment_length, self.rng, self.query.window)
-        right = self.log.sample_segments(pool, cfg.segment_length, self.rng, self.query.window)
+        window = self.strategy.candidate_window(self.query, self.episode_length)  # the configured strategy's window, also in round 0
+        left = self.log.sample_segments(pool, cfg.segment_length, self.rng, window)
+        right = self.log.sample_segments(pool, cfg.segment_length, self.rng, window)
         candidates = CandidatePairs(left.segments, right.segments, np.minimum(left.provenance.env_step, right.provenance.env_step))
+        context = QueryContext(
+            self.query, round_index=self.round_index, step=step, episode_length=self.episode_length,
+            labeled=lambda: self.store.dataset()[0] if self.store.counts().labeled else None,
+        )
         select_started = time.perf_counter()
-        chosen = validate_selection(name, strategy.select(candidates, self.learner, n, self.rng), pool, n)
+        chosen = select_queries(name, strategy, candidates, self.learner, n, self.rng, context)
         select_time = time.perf_counter() - select_started
         left, right = left[chosen], right[chosen]
 

@@ -1,11 +1,12 @@
-"""Built-in strategies: uniform and ensemble disagreement (B-Pref / PEBBLE)."""
+"""Built-in strategies that score pairs one by one: uniform, disagreement, entropy, BALD."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from pbrl.learners.base import PreferenceLearner, RewardLearner
-from pbrl.query.base import QueryStrategy
+from pbrl.query import scores
+from pbrl.query.base import QueryContext, QueryStrategy
 from pbrl.segments import CandidatePairs
 
 
@@ -14,22 +15,76 @@ class UniformStrategy(QueryStrategy):
 
     wants_pool = False
 
-    def select(self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator) -> np.ndarray:
+    def select(
+        self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator,
+        context: QueryContext | None = None,
+    ) -> np.ndarray:
         return rng.choice(len(candidates), size=n, replace=False)
 
 
-def _require_reward_learner(name: str, learner: PreferenceLearner) -> RewardLearner:
+def require_reward_learner(name: str, learner: PreferenceLearner) -> RewardLearner:
     if not isinstance(learner, RewardLearner):
-        raise TypeError(f"query strategy {name!r} needs a reward learner with pair_probabilities(); got {type(learner).__name__}")
+        raise TypeError(
+            f"query strategy {name!r} needs a reward learner with pair_probabilities() (e.g. the BT ensemble); "
+            f"got {type(learner).__name__}. Use query.strategy=uniform or qpa with reward-free learners."
+        )
     return learner
 
 
-class DisagreementStrategy(QueryStrategy):
-    """The pairs whose preference the ensemble disagrees on most (B-Pref ``disagreement_sampling``).
+def member_probabilities(name: str, candidates: CandidatePairs, learner: PreferenceLearner) -> np.ndarray:
+    """``P_e[left_i ≻ right_i]`` for every member and candidate, ``[E, B]``."""
+    return require_reward_learner(name, learner).pair_probabilities(candidates.left, candidates.right)
 
-    ``score_i = std_e P_e[left_i ≻ right_i]`` over ensemble members; the top-``n`` are asked.
+
+class DisagreementStrategy(QueryStrategy):
+    """The pairs whose preference the ensemble disagrees on most (B-Pref ``disagreement_sampling``, PEBBLE).
+
+    From a uniform pool of ``n × pool_multiplier`` pairs, ask the top ``n`` by
+
+        score_i = std_e P_e[σ¹_i ≻ σ²_i],   P_e = σ(R̂_e(σ¹) − R̂_e(σ²)).
     """
 
-    def select(self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator) -> np.ndarray:
-        probabilities = _require_reward_learner("disagreement", learner).pair_probabilities(candidates.left, candidates.right)
-        return np.argsort(-probabilities.std(axis=0), kind="stable")[:n]
+    def select(
+        self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator,
+        context: QueryContext | None = None,
+    ) -> np.ndarray:
+        return scores.top_n(scores.disagreement(member_probabilities("disagreement", candidates, learner)), n)
+
+
+class EntropyStrategy(QueryStrategy):
+    """The pairs whose ensemble-mean preference is most uncertain (B-Pref ``entropy_sampling``).
+
+    From a uniform pool of ``n × pool_multiplier`` pairs, ask the top ``n`` by
+
+        score_i = H[p̄_i] = −p̄_i log p̄_i − (1 − p̄_i) log(1 − p̄_i),   p̄_i = (1/E) Σ_e P_e[σ¹_i ≻ σ²_i],
+
+    i.e. the pairs predicted closest to ½. (B-Pref's code ranks by the members' mean
+    entropy ``(1/E) Σ_e H(P_e)`` instead; both seek ½, and with E = 1 they coincide.)
+    """
+
+    def select(
+        self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator,
+        context: QueryContext | None = None,
+    ) -> np.ndarray:
+        return scores.top_n(scores.predictive_entropy(member_probabilities("entropy", candidates, learner)), n)
+
+
+class BALDStrategy(QueryStrategy):
+    """Expected information gain about the reward model (BALD; Houlsby et al. 2011, as in Bıyık & Sadigh's active preference queries).
+
+    From a uniform pool of ``n × pool_multiplier`` pairs, ask the top ``n`` by the mutual
+    information between the teacher's answer y and the reward parameters θ, estimated with
+    the ensemble members as posterior samples:
+
+        I(y; θ) = H[E_θ P_θ(y)] − E_θ H[P_θ(y)] = H[p̄] − (1/E) Σ_e H(P_e).
+
+    Unlike entropy, BALD ignores pairs every member finds equally hard (H[p̄] high but
+    explained by the members' own uncertainty) and asks where confident members contradict
+    each other. With a single-member "ensemble" every score is 0 (ties → pool order).
+    """
+
+    def select(
+        self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator,
+        context: QueryContext | None = None,
+    ) -> np.ndarray:
+        return scores.top_n(scores.bald(member_probabilities("bald", candidates, learner)), n)
