@@ -80,7 +80,7 @@ class TrainConfig:
     eval_interval: int = 10_000
     """Env steps between deterministic evaluations."""
     eval_episodes: int = 5
-    """Episodes per evaluation."""
+    """Episodes per evaluation (0 = no evaluation)."""
     log_interval: int = 1_000
     """Env steps between training-scalar logs."""
     torch_threads: int = 1
@@ -97,9 +97,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method={self.method!r} is unknown; choose one of {list(METHODS)}")
-        for name in ("steps", "eval_interval", "eval_episodes", "log_interval", "torch_threads"):
+        for name in ("steps", "eval_interval", "log_interval", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.eval_episodes < 0:
+            raise ConfigError(f"eval_episodes must be ≥ 0, got {self.eval_episodes}")
+        if self.sac.recent_fraction is None:  # QPA's hybrid replay comes with its queries unless set explicitly
+            object.__setattr__(self, "sac", replace(self.sac, recent_fraction=0.5 if self.query.strategy == "qpa" else 0.0))
 
 
 # ---------------------------------------------------------------------------- (de)serialisation

@@ -102,8 +102,10 @@ class Trainer:
             self._restore_loop(checkpoint)
         save_yaml(config, self.run_dir / "config.yaml")
 
-        evaluator = Evaluator(envs.make(config.env, seed=config.seed + 10_000, max_episode_steps=config.max_episode_steps),
-                              config.eval_episodes, seed=config.seed + 10_000)
+        evaluator = None
+        if config.eval_episodes > 0:
+            eval_env = envs.make(config.env, seed=config.seed + 10_000, max_episode_steps=config.max_episode_steps)
+            evaluator = Evaluator(eval_env, config.eval_episodes, seed=config.seed + 10_000)
         self.callback = PreferenceCallback(
             self.loop, self.pref_env, self.hooks, self.metrics, config.steps, on_policy, evaluator,
             config.eval_interval, config.log_interval, checkpoint=self.save_checkpoint, progress=config.progress,
