@@ -11,6 +11,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from envs.rendering import close_renderers_first_at_exit
+
 DMC_TASKS: tuple[str, ...] = tuple(
     f"{domain}-{task}"
     for domain, tasks in {
@@ -63,6 +65,7 @@ def make_dmc(name: str, seed: int | None) -> gym.Env:
         from dm_control.suite import quadruped
     except ImportError as err:
         raise ImportError(f"{INSTALL_HINT}. Import failed with: {err}") from err
+    close_renderers_first_at_exit()  # dm_control's import registered its EGL teardown
     if not hasattr(np, "in1d"):
         # dm_control <= 1.0.28 (the newest that supports mujoco 3.3) calls np.in1d in the
         # quadruped domain; NumPy 2.4 removed it. Give only that module a NumPy that has it.

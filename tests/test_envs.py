@@ -259,6 +259,21 @@ def test_render_shows_the_goal_of_the_episode_it_was_saved_in(egl: None) -> None
     np.testing.assert_array_equal(envs.render_states(env, info["sim_state"][None], 96, 96), first)
 
 
+@pytest.mark.parametrize("env_id", ["gym:HalfCheetah-v5", "metaworld:reach-v3", "dmc:reacher-easy"])
+def test_states_render_the_same_in_another_env_of_the_same_id(egl: None, env_id: str) -> None:
+    """So a labeling worker can render stored segments with an env of its own."""
+    if env_id.startswith("dmc:"):
+        pytest.importorskip("shimmy")
+    env = envs.make(env_id, seed=0)
+    for _ in range(3):
+        env.reset()
+    state = [env.step(a)[4]["sim_state"] for a in _actions(env, 10)][-1][None]
+    other = envs.make(env_id, seed=1)
+    np.testing.assert_array_equal(
+        envs.render_states(other, state, 48, 48), envs.render_states(env, state, 48, 48)
+    )
+
+
 def test_render_camera_choice_and_errors(egl: None) -> None:
     env = envs.make("gym:Hopper-v5", seed=0)
     state = env.reset()[1]["sim_state"][None]
