@@ -37,10 +37,18 @@ class SACConfig:
     """Gradient steps right after the critic reset (B-Pref reset_update)."""
     device: str = "cpu"
     """Torch device ('cpu', 'cuda', 'auto'); small MLPs are fastest on one CPU thread."""
+    recent_fraction: float | None = None
+    """QPA hybrid experience replay: share ω of each batch drawn from the last recent_window transitions (QPA: 0.5); None = 0.5 with query.strategy=qpa, else 0 (uniform replay)."""
+    recent_window: int = 10_000
+    """Hybrid replay: transitions that count as recent (QPA: the last N = 10 episodes of 1000 steps)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.buffer_size < 1 or self.learning_starts < 0:
             raise ValueError("sac.batch_size and sac.buffer_size must be ≥ 1 and sac.learning_starts ≥ 0")
+        if self.recent_fraction is not None and not 0.0 <= self.recent_fraction <= 1.0:
+            raise ValueError(f"sac.recent_fraction must be in [0, 1] or None, got {self.recent_fraction}")
+        if self.recent_window < 1:
+            raise ValueError(f"sac.recent_window must be ≥ 1, got {self.recent_window}")
 
 
 @dataclass(frozen=True)
