@@ -100,8 +100,6 @@ class TrainConfig:
         for name in ("steps", "eval_interval", "log_interval", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.sac.recent_fraction is None:  # QPA's hybrid replay comes with its queries unless set explicitly
-            object.__setattr__(self, "sac", replace(self.sac, recent_fraction=0.5 if self.query.strategy == "qpa" else 0.0))
         if self.eval_episodes < 0:
             raise ConfigError(f"eval_episodes must be ≥ 0, got {self.eval_episodes}")
         if self.sac.recent_fraction is None:  # QPA's hybrid replay comes with its queries unless set explicitly
