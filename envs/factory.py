@@ -31,7 +31,8 @@ def make(env_id: str, seed: int | None = None, *, max_episode_steps: int | None 
     """Make the env named ``env_id`` (see :func:`envs.available_env_ids`).
 
     ``seed`` makes the env reproducible: it seeds the spaces and the first ``reset`` that
-    passes no seed (and, for MetaWorld, the sampling of the task's 50 goals).
+    passes no seed. For MetaWorld it also seeds the sampling of the task's 50 goals; every
+    reset then draws one of them (``reset(seed=s)`` fixes that draw too).
     ``max_episode_steps`` overrides the suite's episode limit; hitting the limit comes out
     as ``truncated=True``.
     """
