@@ -158,13 +158,27 @@ class FeedbackLoop:
         result.update(self.reward_quality())
         return result
 
-    def reward_quality(self) -> dict[str, float]:
-        """Pearson correlation of learned and true per-step reward on the freshest transitions."""
+    def reward_quality(self, pairs: int = 500) -> dict[str, float]:
+        """Evaluation only (never trained on, not counted in the budget):
+
+        * ``reward/true_correlation`` — Pearson correlation of learned and true per-step
+          reward on the freshest transitions;
+        * ``reward/fresh_pair_accuracy`` — how often the learner ranks uniformly drawn
+          recent segment pairs as their true returns do (the query strategy's picks are
+          the hard pairs by design, so held-out accuracy on them understates quality).
+        """
         if not isinstance(self.learner, RewardLearner) or self.log.size == 0:
             return {}
         segments, true_rewards = self.log.recent(self.config.correlation_samples)
         learned = self.learner.reward(segments.obs[:, 0], segments.actions[:, 0], segments.next_obs[:, 0])
-        return {"reward/true_correlation": pearson(learned, true_rewards)}
+        metrics = {"reward/true_correlation": pearson(learned, true_rewards)}
+        rng = np.random.default_rng(self.round_index)  # separate from the run's generator: metrics never shift the run
+        left = self.log.sample_segments(pairs, self.config.segment_length, rng, self.query.window)
+        right = self.log.sample_segments(pairs, self.config.segment_length, rng, self.query.window)
+        truth = np.where(left.truth.returns > right.truth.returns, 1.0, np.where(left.truth.returns < right.truth.returns, 0.0, 0.5))
+        p_left = self.learner.preference_probability(left.segments, right.segments)
+        metrics["reward/fresh_pair_accuracy"] = preference_accuracy(p_left, truth)
+        return metrics
 
     def answer_pending(self) -> int:
         """Label queries that were asked but never answered (a run killed mid-round); returns how many."""

@@ -38,7 +38,7 @@ def test_pebble_run_writes_everything_and_relabels_consistently(tmp_path):
     assert list((tmp_path / "logs").glob("events.out.tfevents*")), "tensorboard events"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     keys = set().union(*rows)
-    for key in ("reward/heldout_accuracy", "reward/true_correlation", "teacher/asked", "eval/true_return",
+    for key in ("reward/heldout_accuracy", "reward/true_correlation", "reward/fresh_pair_accuracy", "teacher/asked", "eval/true_return",
                 "time/env_steps_per_second", "train/true_episode_return"):
         assert key in keys, key
     assert summary["teacher/asked"] == 15
