@@ -44,6 +44,7 @@ def make_sac(env: VecEnv, config: SACConfig, seed: int, tensorboard_log: str | N
     )
     if config.unsupervised_pretraining:
         model.replay_buffer.intrinsic = StateEntropyReward(config.state_entropy_k)
+    model.replay_buffer.configure_hybrid_replay(config.recent_fraction, config.recent_window)
     return model
 
 

@@ -60,8 +60,6 @@ def test_qpa_run_turns_on_hybrid_replay_in_the_config(tmp_path):
     assert config.sac.recent_fraction == 0.5
 
 
-@pytest.mark.xfail(reason="agents/sac.make_sac does not yet pass sac.recent_fraction / recent_window to the buffer "
-                          "(model.replay_buffer.configure_hybrid_replay(...)); see docs/query_strategies.md", strict=False)
 def test_qpa_run_samples_sac_batches_with_hybrid_replay(tmp_path):
     trainer = tiny_run(tmp_path, "qpa")
     buffer = trainer.model.replay_buffer
