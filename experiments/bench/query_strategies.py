@@ -11,7 +11,8 @@
    oracle-labeled pairs drawn uniformly from the log (ties excluded), and the Pearson
    correlation of learned and true per-step reward over the whole log.
 3. **Selection time.** For pools of 10³–10⁵ candidate pairs (n = pool / pool_multiplier
-   queries per round, B-Pref's geometry) and a learner trained on the seed-0 labels:
+   queries per round, B-Pref's geometry, plus n = 100 on the largest pool) and a learner
+   trained on the seed-0 uniform labels:
    the ensemble's ``pair_probabilities`` on the pool (the learner's cost, which every
    ensemble-based strategy pays once per round) and each strategy's own time given them.
 
@@ -108,11 +109,18 @@ def run_one(strategy: str, seed: int, log: TransitionLog, test, all_steps, args)
     return curve, loop
 
 
-def time_selection(log: TransitionLog, learner: BTEnsemble, labeled, pools: list[int], args) -> dict:
+def timing_columns(pools: list[int], extra_n: int | None) -> list[tuple[int, int]]:
+    """(pool, n) settings: n = pool / pool_multiplier, plus a realistic small n for the largest pool."""
+    columns = [(size, size // QueryConfig().pool_multiplier) for size in pools]
+    if extra_n and extra_n != columns[-1][1]:
+        columns.append((pools[-1], extra_n))
+    return columns
+
+
+def time_selection(log: TransitionLog, learner: BTEnsemble, labeled, columns: list[tuple[int, int]], args) -> dict:
     rng = np.random.default_rng(0)
     timings: dict = {}
-    for size in pools:
-        n = size // QueryConfig().pool_multiplier
+    for size in sorted({size for size, _ in columns}):
         left, right = log.sample_segments(size, args.segment_length, rng), log.sample_segments(size, args.segment_length, rng)
         candidates = CandidatePairs(left.segments, right.segments, np.minimum(left.provenance.env_step, right.provenance.env_step))
         del left, right
@@ -120,21 +128,23 @@ def time_selection(log: TransitionLog, learner: BTEnsemble, labeled, pools: list
                                labeled=labeled)
         started = time.perf_counter()
         probs = learner.pair_probabilities(candidates.left, candidates.right)
-        timings[(SCORING, size)] = time.perf_counter() - started
+        scoring = time.perf_counter() - started
         learner.pair_probabilities = lambda left, right: probs  # strategies' own time: scores precomputed
         try:
-            for name in STRATEGIES:
-                started = time.perf_counter()
-                select_queries(name, make_strategy(name), candidates, learner, n, np.random.default_rng(1), context)
-                timings[(name, size)] = time.perf_counter() - started
-                print(f"  pool {size:>6}  n {n:>5}  {name:<22} {timings[(name, size)]:.3f} s", flush=True)
+            for n in [n for pool, n in columns if pool == size]:
+                timings[(SCORING, size, n)] = scoring
+                for name in STRATEGIES:
+                    started = time.perf_counter()
+                    select_queries(name, make_strategy(name), candidates, learner, n, np.random.default_rng(1), context)
+                    timings[(name, size, n)] = time.perf_counter() - started
+                    print(f"  pool {size:>6}  n {n:>5}  {name:<22} {timings[(name, size, n)]:.3f} s", flush=True)
         finally:
             del learner.pair_probabilities
         del candidates
     return timings
 
 
-def summarise(curves: dict, timings: dict, pools: list[int], args, data_note: str) -> str:
+def summarise(curves: dict, timings: dict, columns: list[tuple[int, int]], args, data_note: str) -> str:
     checkpoints = sorted({row["labels"] for runs in curves.values() for curve in runs for row in curve})
     mid = checkpoints[len(checkpoints) // 2 - 1]
     final = checkpoints[-1]
@@ -160,21 +170,22 @@ def summarise(curves: dict, timings: dict, pools: list[int], args, data_note: st
                      f"{at(name, mid, 'correlation')} | {at(name, final, 'correlation')} |")
     lines += [
         "",
-        "Selection time per round, seconds (one CPU thread; n = pool / 10 queries). First row: the BT "
+        "Selection time per round, seconds (one CPU thread; n queries from a pool of P). First row: the BT "
         "ensemble's `pair_probabilities` on the pool — the learner's cost, paid once per round by every strategy "
         "marked *; the other rows are each strategy's own time given those scores (k-center: 128-d random "
         "projection, the labeled pairs as initial centres). Per-round total = own time (+ scoring if *).",
         "",
-        "| strategy | " + " | ".join(f"pool {p:,} (n={p // 10:,})" for p in pools) + " |",
-        "| --- | " + " | ".join("---" for _ in pools) + " |",
+        "| strategy | " + " | ".join(f"P={p:,}, n={n:,}" for p, n in columns) + " |",
+        "| --- | " + " | ".join("---" for _ in columns) + " |",
     ]
     for name in [SCORING, *STRATEGIES]:
         mark = " *" if name in USES_SCORES else ""
-        lines.append(f"| {name}{mark} | " + " | ".join(f"{timings[(name, p)]:.3f}" for p in pools) + " |")
+        lines.append(f"| {name}{mark} | " + " | ".join(f"{timings[(name, p, n)]:.3f}" for p, n in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(curves: dict, timings: dict, pools: list[int], path: Path) -> None:
+    """Learning curves (mean ± std over seeds) and selection time vs pool size (n = pool / 10)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,11 +199,11 @@ def plot(curves: dict, timings: dict, pools: list[int], path: Path) -> None:
             mean, std = values.mean(axis=0), values.std(axis=0)
             ax.plot(labels, mean, label=name, marker="o", markersize=3)
             ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
-        axes[2].plot(pools, [timings[(name, p)] for p in pools], label=name, marker="o")
-    axes[2].plot(pools, [timings[(SCORING, p)] for p in pools], "k--", label="ensemble scoring only")
+        axes[2].plot(pools, [timings[(name, p, p // 10)] for p in pools], label=name, marker="o")
+    axes[2].plot(pools, [timings[(SCORING, p, p // 10)] for p in pools], "k--", label="ensemble scoring (learner)")
     axes[0].set(xlabel="labels", ylabel="held-out preference accuracy", title="Reward-model accuracy")
     axes[1].set(xlabel="labels", ylabel="Pearson r (learned vs true reward)", title="Reward correlation")
-    axes[2].set(xlabel="candidate pool size", ylabel="seconds per round (strategy's own)", title="Selection time (CPU, 1 thread)",
+    axes[2].set(xlabel="candidate pool size", ylabel="seconds per round (strategy's own)", title="Selection time, n = pool/10 (CPU, 1 thread)",
                 xscale="log", yscale="log")
     axes[2].axhline(1.0, color="grey", lw=0.8, ls=":")
     axes[0].legend(fontsize=8)
@@ -214,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--heldout", type=int, default=500)
     parser.add_argument("--pools", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--extra-n", type=int, default=100, help="also time this n on the largest pool (0: no)")
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -242,11 +254,12 @@ def main(argv: list[str] | None = None) -> None:
                   f"[{time.perf_counter() - started:.0f} s]", flush=True)
 
     labeled, _ = reference.store.dataset()
-    timings = time_selection(log, reference.learner, labeled, args.pools, args)
+    columns = timing_columns(sorted(args.pools), args.extra_n)
+    timings = time_selection(log, reference.learner, labeled, columns, args)
     args.out.mkdir(parents=True, exist_ok=True)
-    table = summarise(curves, timings, args.pools, args, data_note)
+    table = summarise(curves, timings, columns, args, data_note)
     (args.out / "query_strategies.md").write_text(table)
-    plot(curves, timings, args.pools, args.out / "query_strategies.png")
+    plot(curves, timings, sorted(args.pools), args.out / "query_strategies.png")
     print(table)
     print(f"wrote {args.out / 'query_strategies.md'} and .png in {time.perf_counter() - started:.0f} s")
 

@@ -42,12 +42,29 @@ def segment_features(segments: Segments, learner: PreferenceLearner, kind: str) 
         return np.asarray(learner.segment_features(segments), dtype=np.float32)
     if kind == "obs_action":
         return np.concatenate([segments.obs, segments.actions], axis=-1).reshape(len(segments), -1).astype(np.float32)
-    return segments.obs.reshape(len(segments), -1).astype(np.float32)
+    return segments.obs.reshape(len(segments), -1).astype(np.float32, copy=False)
 
 
-def pair_features(left: Segments, right: Segments, learner: PreferenceLearner, kind: str) -> np.ndarray:
-    """``[φ(σ¹), φ(σ²)]`` per pair, ``[B, 2D]`` (B-Pref concatenates both segments' observations)."""
-    return np.concatenate([segment_features(left, learner, kind), segment_features(right, learner, kind)], axis=1)
+def pair_features(left: Segments, right: Segments, learner: PreferenceLearner, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(φ(σ¹), φ(σ²))``: the pair's feature vector is their concatenation ``[φ(σ¹), φ(σ²)]`` (as B-Pref).
+
+    Returned as two blocks so that k-center can project each without materialising the concatenation.
+    """
+    return segment_features(left, learner, kind), segment_features(right, learner, kind)
+
+
+def _as_matrix(blocks, basis: torch.Tensor | None) -> torch.Tensor:
+    """Horizontal concatenation of ``blocks`` (arrays ``[B, D_i]``), optionally times ``basis`` ``[ΣD_i, d]``."""
+    blocks = [blocks] if isinstance(blocks, np.ndarray) else list(blocks)
+    tensors = [torch.as_tensor(np.ascontiguousarray(b, dtype=np.float32)) for b in blocks]
+    if basis is None:
+        return torch.cat(tensors, dim=1) if len(tensors) > 1 else tensors[0]
+    out, start = None, 0
+    for t in tensors:  # [b1, b2] @ [[R1], [R2]] = b1 @ R1 + b2 @ R2
+        part = t @ basis[start : start + t.shape[1]]
+        out = part if out is None else out.add_(part)
+        start += t.shape[1]
+    return out
 
 
 def _squared_norms(x: torch.Tensor) -> torch.Tensor:
@@ -66,27 +83,30 @@ def _min_sq_distance(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 def kcenter_greedy(
-    features: np.ndarray,
+    features,
     n: int,
-    labeled: np.ndarray | None = None,
+    labeled=None,
     projection: int | None = 128,
     seed: int = 0,
 ) -> np.ndarray:
     """Greedy k-center: ``n`` row indices of ``features`` ``[P, D]``, each the farthest from all centres so far.
 
-    ``labeled`` ``[L, D]`` are existing centres (pairs labeled in earlier rounds).
-    ``projection`` reduces D by a seeded Gaussian random projection first (None = exact).
+    ``features`` (and ``labeled``) may also be a sequence of blocks ``[P, D_i]`` whose
+    horizontal concatenation is the feature matrix. ``labeled`` ``[L, D]`` are existing
+    centres (pairs labeled in earlier rounds). ``projection`` reduces D by a seeded
+    Gaussian random projection first (None = exact distances).
     """
-    x = torch.as_tensor(np.ascontiguousarray(features), dtype=torch.float32)
-    pool = x.shape[0]
+    blocks = [features] if isinstance(features, np.ndarray) else list(features)
+    pool, dim = len(blocks[0]), sum(b.shape[1] for b in blocks)
     if n > pool:
         raise ValueError(f"k-center cannot pick {n} of {pool} candidates")
-    centres = None if labeled is None or len(labeled) == 0 else torch.as_tensor(np.ascontiguousarray(labeled), dtype=torch.float32)
-    if projection is not None and x.shape[1] > projection:
+    basis = None
+    if projection is not None and dim > projection:
         generator = torch.Generator().manual_seed(int(seed))
-        basis = torch.randn(x.shape[1], projection, generator=generator) / projection**0.5
-        x = x @ basis
-        centres = None if centres is None else centres @ basis
+        basis = torch.randn(dim, projection, generator=generator) / projection**0.5
+    x = _as_matrix(blocks, basis)
+    has_labeled = labeled is not None and len(labeled if isinstance(labeled, np.ndarray) else labeled[0]) > 0
+    centres = _as_matrix(labeled, basis) if has_labeled else None
     sq = _squared_norms(x)
     first = None
     if centres is not None:
