@@ -26,17 +26,24 @@ def _take(array: np.ndarray | None, index) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class Segments:
-    """Learner-visible segment arrays, each shaped ``[B, T, ...]``."""
+    """Learner-visible segment arrays, each shaped ``[B, T, ...]``.
+
+    ``step_ids`` (optional, ``[B, T]`` ints) names each step's transition: equal ids mean
+    the same transition, so a learner can score every distinct transition once and
+    gather — candidate pools drawn from one log overlap heavily (10⁴ pairs of 50-step
+    segments touch at most the log's size in distinct steps).
+    """
 
     obs: np.ndarray
     actions: np.ndarray
     next_obs: np.ndarray
+    step_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         b, t = self.obs.shape[:2]
         for f in fields(self):
             arr = getattr(self, f.name)
-            if arr.shape[:2] != (b, t):
+            if arr is not None and arr.shape[:2] != (b, t):
                 raise ValueError(
                     f"Segments.{f.name} has leading shape {arr.shape[:2]}, expected {(b, t)} like obs"
                 )
@@ -50,14 +57,16 @@ class Segments:
         return self.obs.shape[1]
 
     def __getitem__(self, index) -> "Segments":
-        return Segments(self.obs[index], self.actions[index], self.next_obs[index])
+        return Segments(self.obs[index], self.actions[index], self.next_obs[index], _take(self.step_ids, index))
 
     @staticmethod
     def concatenate(parts: list["Segments"]) -> "Segments":
+        ids = None if any(p.step_ids is None for p in parts) else np.concatenate([p.step_ids for p in parts])
         return Segments(
             np.concatenate([p.obs for p in parts]),
             np.concatenate([p.actions for p in parts]),
             np.concatenate([p.next_obs for p in parts]),
+            ids,
         )
 
 

@@ -138,7 +138,8 @@ class TransitionLog:
         rows = (start_rows[:, None] + np.arange(length)[None, :]) % self.capacity  # [B, T]
         envs = env_index[:, None]
         a = self.arrays
-        segments = Segments(a["obs"][rows, envs], a["actions"][rows, envs], a["next_obs"][rows, envs])
+        step_ids = rows * self.n_envs + envs  # unique among the transitions stored right now
+        segments = Segments(a["obs"][rows, envs], a["actions"][rows, envs], a["next_obs"][rows, envs], step_ids)
         truth = SegmentTruth(a["true_rewards"][rows, envs], a["successes"][rows, envs])
         provenance = Provenance(
             env_id=self.env_id,

@@ -82,3 +82,16 @@ def test_members_see_different_orders_and_save_load_round_trips():
     np.testing.assert_allclose(a.pair_probabilities(data.left, data.right), b.pair_probabilities(data.left, data.right))
     probs = a.pair_probabilities(data.left, data.right)
     assert not np.allclose(probs[0], probs[1])  # members differ
+
+
+def test_scoring_by_step_ids_equals_scoring_every_step():
+    from tests.helpers import filled_log
+
+    log = filled_log(steps=400, episode_length=100)
+    rng = np.random.default_rng(0)
+    left, right = log.sample_segments(64, 20, rng).segments, log.sample_segments(64, 20, rng).segments
+    plain = lambda s: Segments(s.obs, s.actions, s.next_obs)  # noqa: E731
+    learner = BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(16,)), seed=0)
+    assert left.step_ids is not None
+    np.testing.assert_allclose(learner.pair_probabilities(left, right), learner.pair_probabilities(plain(left), plain(right)), rtol=1e-5)
+    np.testing.assert_allclose(learner.member_segment_returns(left), learner.member_segment_returns(plain(left)), rtol=1e-5)

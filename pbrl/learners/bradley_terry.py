@@ -87,11 +87,7 @@ class BTEnsemble(RewardLearner):
 
     @torch.no_grad()
     def reward_tensor(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        chunks = []
-        for start in range(0, len(obs), 65536):  # bounded memory when relabeling a whole buffer
-            x = self._inputs(obs[start : start + 65536], actions[start : start + 65536])
-            chunks.append(self.net(x).mean(dim=0).squeeze(-1))
-        return torch.cat(chunks) if chunks else torch.zeros(0, device=self.device)
+        return self._member_rewards(self._inputs(obs, actions)).mean(dim=0)
 
     def _segment_tensor(self, segments: Segments) -> torch.Tensor:
         x = np.concatenate([segments.obs, segments.actions], axis=-1)
@@ -99,9 +95,42 @@ class BTEnsemble(RewardLearner):
 
     @torch.no_grad()
     def member_segment_returns(self, segments: Segments) -> torch.Tensor:
+        if segments.step_ids is not None:
+            return self._indexed_returns([segments])[0]
         x = self._segment_tensor(segments)
         b, t, d = x.shape
-        return self.net(x.reshape(b * t, d)).reshape(-1, b, t).sum(dim=-1)
+        return self._member_rewards(x.reshape(b * t, d)).reshape(-1, b, t).sum(dim=-1)
+
+    def pair_probabilities(self, left: Segments, right: Segments) -> np.ndarray:
+        """Scores both sides in one pass when steps are identified, so shared transitions are computed once."""
+        if left.step_ids is None or right.step_ids is None:
+            return super().pair_probabilities(left, right)
+        with torch.no_grad():
+            r_left, r_right = self._indexed_returns([left, right])
+            return torch.sigmoid(r_left - r_right).cpu().numpy()
+
+    def _indexed_returns(self, parts: list[Segments]) -> list[torch.Tensor]:
+        """Segment returns ``[E, B_i]`` for each part, scoring every distinct ``step_id`` once."""
+        sizes = [p.step_ids.size for p in parts]
+        offsets = np.cumsum([0, *sizes])
+        _, first, inverse = np.unique(np.concatenate([p.step_ids.ravel() for p in parts]), return_index=True, return_inverse=True)
+        owner = np.searchsorted(offsets, first, side="right") - 1
+        x = np.empty((len(first), self.obs_dim + self.act_dim), dtype=np.float32)
+        for i, part in enumerate(parts):
+            mine = owner == i
+            rows = first[mine] - offsets[i]
+            x[mine, : self.obs_dim] = part.obs.reshape(-1, self.obs_dim)[rows]
+            x[mine, self.obs_dim :] = part.actions.reshape(-1, self.act_dim)[rows]
+        rewards = self._member_rewards(torch.as_tensor(x, device=self.device))  # [E, unique]
+        out = []
+        for i, part in enumerate(parts):
+            index = torch.as_tensor(inverse[offsets[i] : offsets[i + 1]].reshape(part.step_ids.shape), device=self.device)
+            out.append(rewards[:, index].sum(dim=-1))
+        return out
+
+    def _member_rewards(self, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        """Every member's per-step reward of flat inputs ``[N, d]`` → ``[E, N]`` (bounded memory)."""
+        return torch.cat([self.net(x[i : i + chunk]).squeeze(-1) for i in range(0, len(x), chunk)], dim=1)
 
     # ---------------------------------------------------------------- training
     def _member_returns(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
