@@ -89,6 +89,12 @@ class BTEnsemble(RewardLearner):
     def reward_tensor(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         return self._member_rewards(self._inputs(obs, actions)).mean(dim=0)
 
+    def reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Mean reward of a numpy batch; r̂(s, a) ignores ``next_obs``. This is the per-env-step hot path."""
+        x = np.concatenate([np.asarray(obs, np.float32).reshape(len(obs), -1), np.asarray(actions, np.float32).reshape(len(obs), -1)], axis=1)
+        with torch.inference_mode():
+            return self._member_rewards(torch.from_numpy(x).to(self.device)).mean(dim=0).cpu().numpy()
+
     def _segment_tensor(self, segments: Segments) -> torch.Tensor:
         x = np.concatenate([segments.obs, segments.actions], axis=-1)
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)  # [B, T, d]
