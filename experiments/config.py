@@ -35,7 +35,7 @@ class TeacherConfig:
     """Who labels the queries."""
 
     type: str = "synthetic"
-    """Teacher type: 'synthetic' (B-Pref scripted teacher)."""
+    """Teacher type (registered in experiments/builders.py): 'synthetic' (B-Pref scripted teacher)."""
     preset: str = "oracle"
     """B-Pref preset: oracle, stoc, mistake, skip, equal, myopic (knobs below override it)."""
     beta: float | None = None
@@ -50,8 +50,6 @@ class TeacherConfig:
     """Equal threshold fraction (None = from preset)."""
 
     def __post_init__(self) -> None:
-        if self.type != "synthetic":
-            raise ConfigError(f"teacher.type={self.type!r} is not available; choose 'synthetic'")
         if self.preset not in PRESETS:
             raise ConfigError(f"teacher.preset={self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
         self.synthetic()  # validates the knobs
@@ -69,6 +67,8 @@ class TrainConfig:
     """Environment id: gym:<MuJoCo-v5 id>, metaworld:<task>-v3 or dmc:<domain>-<task>."""
     method: str = "pebble"
     """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback)."""
+    learner: str = "bt"
+    """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble)."""
     steps: int = 200_000
     """Total environment steps."""
     seed: int = 0

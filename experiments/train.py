@@ -31,12 +31,11 @@ from agents.evaluation import Evaluator
 from agents.ppo import PPOFeedbackHooks, make_ppo
 from agents.preference_env import PreferenceVecEnv
 from agents.sac import SACFeedbackHooks, make_sac
+from experiments.builders import EnvSpec, build_learner, build_teacher
 from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
 from pbrl.feedback import FeedbackLoop
-from pbrl.learners.bradley_terry import BTEnsemble
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore
-from pbrl.teachers.synthetic import SyntheticTeacher
 from pbrl.transitions import TransitionLog
 
 
@@ -67,7 +66,8 @@ class Trainer:
             if resuming
             else TransitionLog(config.feedback.log_capacity, n_envs, config.env)
         )
-        self.learner = None if config.method == "sac" else BTEnsemble(obs_dim, act_dim, config.reward, config.seed)
+        spec = EnvSpec(config.env, obs_dim, act_dim, envs.episode_limit(probe))
+        self.learner = build_learner(config, spec)
         self.pref_env = PreferenceVecEnv(venv, self.learner, self.log)
         self.store = PreferenceStore(self.run_dir / "preferences.sqlite")
         self.loop = None
@@ -76,10 +76,10 @@ class Trainer:
                 config.feedback,
                 config.query,
                 self.learner,
-                SyntheticTeacher(config.teacher.synthetic(), name=f"synthetic:{config.teacher.preset}"),
+                build_teacher(config, spec),
                 self.store,
                 self.log,
-                envs.episode_limit(probe),
+                spec.episode_length,
                 np.random.default_rng(config.seed),
             )
         agent_env = VecNormalize(self.pref_env, norm_obs=False, norm_reward=True, gamma=config.ppo.gamma) if (

@@ -31,7 +31,7 @@ def test_overrides_are_typed():
         (["feedback.budget=-1"], "feedback.budget must be ≥ 0"),
         (["feedback.budget=ten"], "feedback.budget='ten' is not a valid int"),
         (["method=dpo"], "method='dpo' is unknown"),
-        (["teacher.preset=perfect"], "teacher.preset='perfect' is unknown"),
+        (["teacher.preset=perfect"], "teacher.preset=.perfect. is unknown"),
         (["teacher.eps_mistake=2"], "teacher.eps_mistake"),
         (["reward=3"], "reward is a section"),
     ],
@@ -60,3 +60,13 @@ def test_every_published_config_loads():
     for path in sorted(Path("experiments/configs").glob("*.yaml")):
         config = from_dict(TrainConfig, load_yaml(path))
         assert to_dict(config)["env"] == config.env
+
+
+def test_unknown_learner_or_teacher_type_lists_the_registered_ones():
+    from experiments.builders import EnvSpec, build_learner, build_teacher
+
+    spec = EnvSpec("gym:HalfCheetah-v5", 17, 6, 1000)
+    with pytest.raises(ConfigError, match="learner='magic' is unknown; choose one of .*bt"):
+        build_learner(from_dict(TrainConfig, {"learner": "magic"}), spec)
+    with pytest.raises(ConfigError, match="teacher.type='psychic' is unknown; choose one of .*synthetic"):
+        build_teacher(from_dict(TrainConfig, {"teacher": {"type": "psychic"}}), spec)

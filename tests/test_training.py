@@ -45,7 +45,8 @@ def test_pebble_run_writes_everything_and_relabels_consistently(tmp_path):
     # After the run every stored reward is the learner's reward (relabeled after each round,
     # new steps rewarded by the same learner, the just-stored row fixed on the next step).
     buffer, learner = trainer.model.replay_buffer, trainer.learner
-    n = buffer.pos
+    n = buffer.filled()
+    assert n > 0
     expected = learner.reward(buffer.observations[:n, 0], buffer.actions[:n, 0], buffer.next_observations[:n, 0])
     np.testing.assert_allclose(buffer.rewards[:n, 0], expected, rtol=1e-4, atol=1e-5)
     assert buffer.intrinsic is None  # pre-training ended at the first round

@@ -91,7 +91,8 @@ class BTEnsemble(RewardLearner):
 
     def reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
         """Mean reward of a numpy batch; r̂(s, a) ignores ``next_obs``. This is the per-env-step hot path."""
-        x = np.concatenate([np.asarray(obs, np.float32).reshape(len(obs), -1), np.asarray(actions, np.float32).reshape(len(obs), -1)], axis=1)
+        n = len(obs)
+        x = np.concatenate([np.asarray(obs, np.float32).reshape(n, self.obs_dim), np.asarray(actions, np.float32).reshape(n, self.act_dim)], axis=1)
         with torch.inference_mode():
             return self._member_rewards(torch.from_numpy(x).to(self.device)).mean(dim=0).cpu().numpy()
 
@@ -136,6 +137,8 @@ class BTEnsemble(RewardLearner):
 
     def _member_rewards(self, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
         """Every member's per-step reward of flat inputs ``[N, d]`` → ``[E, N]`` (bounded memory)."""
+        if len(x) == 0:
+            return torch.zeros(self.config.ensemble_size, 0, device=self.device)
         return torch.cat([self.net(x[i : i + chunk]).squeeze(-1) for i in range(0, len(x), chunk)], dim=1)
 
     # ---------------------------------------------------------------- training

@@ -1,0 +1,59 @@
+"""Registries that turn config names into objects: teachers and preference learners.
+
+New teachers (regret, human) and learners (regret/Â, Hindsight PRIOR, REED, IPL, CPL)
+add one builder here under their name; the trainer and the CLI pick them up with no
+other change. Builders receive the whole :class:`TrainConfig` so each can read its own
+config section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from experiments.config import ConfigError, TrainConfig
+from pbrl.learners.base import PreferenceLearner
+from pbrl.learners.bradley_terry import BTEnsemble
+from pbrl.teachers.base import Teacher
+from pbrl.teachers.synthetic import SyntheticTeacher
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What builders may need to know about the environment."""
+
+    env_id: str
+    obs_dim: int
+    act_dim: int
+    episode_length: int
+
+
+TeacherBuilder = Callable[[TrainConfig, EnvSpec], Teacher]
+LearnerBuilder = Callable[[TrainConfig, EnvSpec], PreferenceLearner]
+
+
+def _synthetic(config: TrainConfig, env: EnvSpec) -> Teacher:
+    return SyntheticTeacher(config.teacher.synthetic(), name=f"synthetic:{config.teacher.preset}")
+
+
+def _bradley_terry(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
+    return BTEnsemble(env.obs_dim, env.act_dim, config.reward, config.seed)
+
+
+TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic}
+LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry}
+
+
+def build_teacher(config: TrainConfig, env: EnvSpec) -> Teacher:
+    if config.teacher.type not in TEACHERS:
+        raise ConfigError(f"teacher.type={config.teacher.type!r} is unknown; choose one of {sorted(TEACHERS)}")
+    return TEACHERS[config.teacher.type](config, env)
+
+
+def build_learner(config: TrainConfig, env: EnvSpec) -> PreferenceLearner | None:
+    """The run's preference learner; ``None`` for the true-reward baseline (method ``sac``)."""
+    if config.method == "sac":
+        return None
+    if config.learner not in LEARNERS:
+        raise ConfigError(f"learner={config.learner!r} is unknown; choose one of {sorted(LEARNERS)}")
+    return LEARNERS[config.learner](config, env)
