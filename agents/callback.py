@@ -105,6 +105,9 @@ class PreferenceCallback(BaseCallback):
         if self.loop is None or not self.loop.due(step):
             return
         metrics = self.loop.run_round(step, list(self.pref_env.episode_returns))
+        if self.loop.postponed:
+            self._record(metrics)
+            return
         started = time.perf_counter()
         self.hooks.after_round(self.loop.learner)
         metrics["time/agent_after_round_seconds"] = time.perf_counter() - started

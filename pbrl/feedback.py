@@ -18,6 +18,7 @@ This module knows nothing of stable-baselines3; agents drive it through :meth:`d
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,7 @@ class FeedbackLoop:
         self.round_index = store.last_round() + 1
         self.next_round_step = config.first_query_step
         self.trained = False
+        self.postponed = False  # whether the last run_round found no whole segment and deferred itself
 
     # ----------------------------------------------------------------- schedule
     @property
@@ -111,6 +113,17 @@ class FeedbackLoop:
         strategy, name = (make_strategy("uniform"), "uniform") if first else (self.strategy, self.query.strategy)
         pool = n * self.query.pool_multiplier if strategy.wants_pool else n
         window = self.strategy.candidate_window(self.query, self.episode_length)  # the configured strategy's window, also in round 0
+        if len(self.log.valid_starts(cfg.segment_length, window)[0]) == 0:
+            # Early episodes can all end before segment_length (e.g. a falling Hopper): try again soon.
+            self.next_round_step = step + max(1, cfg.interval // 10)
+            warnings.warn(
+                f"feedback round postponed at step {step}: no whole {cfg.segment_length}-step segment in the recent "
+                f"episodes yet; retrying at step {self.next_round_step} (lower feedback.segment_length if this persists)",
+                stacklevel=2,
+            )
+            self.postponed = True
+            return {"teacher/postponed_rounds": 1.0}
+        self.postponed = False
         left = self.log.sample_segments(pool, cfg.segment_length, self.rng, window)
         right = self.log.sample_segments(pool, cfg.segment_length, self.rng, window)
         candidates = CandidatePairs(left.segments, right.segments, np.minimum(left.provenance.env_step, right.provenance.env_step))

@@ -49,3 +49,21 @@ def test_save_load_round_trip(tmp_path):
     b = loaded.sample_segments(20, 8, np.random.default_rng(5))
     np.testing.assert_array_equal(a.segments.obs, b.segments.obs)
     assert loaded.total_steps == log.total_steps
+
+
+def test_loop_postpones_a_round_when_episodes_are_shorter_than_a_segment():
+    from pbrl.feedback import FeedbackConfig, FeedbackLoop
+    from pbrl.learners import BTEnsemble, BTEnsembleConfig
+    from pbrl.query import QueryConfig
+    from pbrl.store import PreferenceStore
+    from pbrl.teachers import SyntheticTeacher
+
+    log = filled_log(steps=200, episode_length=5)
+    store = PreferenceStore(":memory:")
+    loop = FeedbackLoop(FeedbackConfig(budget=10, per_round=5, first_query_step=0, interval=100, segment_length=10),
+                        QueryConfig(), BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(8,))), SyntheticTeacher(),
+                        store, log, episode_length=100, rng=np.random.default_rng(0))
+    with pytest.warns(UserWarning, match="postponed"):
+        metrics = loop.run_round(step=200, recent_returns=[])
+    assert metrics == {"teacher/postponed_rounds": 1.0}
+    assert store.counts().asked == 0 and loop.next_round_step == 210 and loop.round_index == 0 and loop.postponed
