@@ -134,11 +134,9 @@ class KCenterStrategy(QueryStrategy):
 
     name = "kcenter"
 
-    def shortlist(
-        self, candidates, learner: PreferenceLearner, n: int, config: QueryConfig
-    ) -> np.ndarray:
-        """Candidate indices k-center chooses among (here: all of them)."""
-        return np.arange(len(candidates))
+    def shortlist(self, candidates, learner: PreferenceLearner, n: int, config: QueryConfig) -> np.ndarray | None:
+        """Candidate indices k-center chooses among (None: all of them)."""
+        return None
 
     def select(
         self, candidates, learner: PreferenceLearner, n: int, rng: np.random.Generator,
@@ -147,7 +145,7 @@ class KCenterStrategy(QueryStrategy):
         context = context or QueryContext()
         config = context.config
         keep = self.shortlist(candidates, learner, n, config)
-        left, right = candidates.left[keep], candidates.right[keep]
+        left, right = (candidates.left, candidates.right) if keep is None else (candidates.left[keep], candidates.right[keep])
         features = pair_features(left, right, learner, config.kcenter_features)
         labeled = context.labeled
         labeled_features = (
@@ -155,7 +153,7 @@ class KCenterStrategy(QueryStrategy):
         )
         seed = int(rng.integers(2**31))
         picked = kcenter_greedy(features, n, labeled_features, config.kcenter_projection, seed)
-        return keep[picked]
+        return picked if keep is None else keep[picked]
 
 
 class KCenterDisagreementStrategy(KCenterStrategy):
