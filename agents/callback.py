@@ -58,6 +58,7 @@ class PreferenceCallback(BaseCallback):
         self._bar: tqdm | None = None
         self._stale_row = False
         self._clock = (0, 0.0)
+        self._last_eval_step = -1
 
     # --------------------------------------------------------------- SB3 hooks
     def _on_training_start(self) -> None:
@@ -84,7 +85,7 @@ class PreferenceCallback(BaseCallback):
         step = self.num_timesteps
         if self.evaluator is not None and step >= self._next_eval:
             self._next_eval += self.eval_interval
-            self._record(self.evaluator.evaluate(self.model))
+            self._evaluate()
         if step >= self._next_log:
             self._next_log += self.log_interval
             self._record(self._training_scalars())
@@ -93,13 +94,17 @@ class PreferenceCallback(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        if self.evaluator is not None:
-            self._record(self.evaluator.evaluate(self.model))
+        if self.evaluator is not None and self._last_eval_step != self.num_timesteps:
+            self._evaluate()
         self._record(self._training_scalars())
         if self._bar is not None:
             self._bar.close()
 
     # --------------------------------------------------------------- the work
+    def _evaluate(self) -> None:
+        self._last_eval_step = self.num_timesteps
+        self._record(self.evaluator.evaluate(self.model))
+
     def _maybe_feedback(self) -> None:
         step = self.num_timesteps
         if self.loop is None or not self.loop.due(step):

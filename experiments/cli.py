@@ -87,6 +87,14 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from experiments.plots import plot_runs
+
+    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "curves.png"
+    print(plot_runs([Path(r) for r in args.run_dirs], out))
+    return 0
+
+
 def _envs(_: argparse.Namespace) -> int:
     import envs
 
@@ -108,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_config_args(config)
     config.add_argument("--describe", action="store_true", help="list every key with its default and meaning")
     config.set_defaults(func=_config)
+    plot = sub.add_parser("plot", help="learning curves of one or more runs (PNG)")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png)")
+    plot.set_defaults(func=_plot)
     sub.add_parser("envs", help="list supported environment ids").set_defaults(func=_envs)
 
     args = parser.parse_args(argv)

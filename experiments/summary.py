@@ -30,5 +30,12 @@ def format_summary(summary: dict[str, float], run_dir: Path, method: str, env: s
     width = max(len(k) for k, _ in rows)
     lines = ["", "pbrl run summary", "-" * (width + 24)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
-    lines += ["-" * (width + 24), f"run directory: {run_dir}", f"resume with:   pbrl resume {run_dir}", ""]
+    lines += [
+        "-" * (width + 24),
+        f"run directory: {run_dir}",
+        f"curves:        {run_dir / 'curves.png'}",
+        f"tensorboard:   tensorboard --logdir {run_dir / 'logs'}",
+        f"resume with:   pbrl resume {run_dir}",
+        "",
+    ]
     return "\n".join(lines)

@@ -33,6 +33,7 @@ from agents.preference_env import PreferenceVecEnv
 from agents.sac import SACFeedbackHooks, make_sac
 from experiments.builders import EnvSpec, build_learner, build_teacher
 from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
+from experiments.plots import plot_runs
 from pbrl.feedback import FeedbackLoop
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore
@@ -121,6 +122,7 @@ class Trainer:
         if remaining > 0:
             self.model.learn(remaining, callback=self.callback, reset_num_timesteps=self.model.num_timesteps == 0)
         self.save_checkpoint()
+        plot_runs([self.run_dir], self.run_dir / "curves.png")
         summary = dict(self.callback.last)
         summary["time/wall_seconds"] = time.perf_counter() - started
         summary["steps"] = float(self.model.num_timesteps)
