@@ -33,7 +33,8 @@ def test_pebble_run_writes_everything_and_relabels_consistently(tmp_path):
     summary = trainer.train()
     counts = PreferenceStore(tmp_path / "preferences.sqlite").counts()
     assert counts.asked == 15 and counts.labeled == 15
-    for name in ("config.yaml", "metrics.jsonl", "checkpoint/agent.zip", "checkpoint/replay.pkl", "checkpoint/learner.pt"):
+    for name in ("config.yaml", "metrics.jsonl", "curves.png", "checkpoint/agent.zip", "checkpoint/replay.pkl",
+                 "checkpoint/learner.pt"):
         assert (tmp_path / name).exists(), name
     assert list((tmp_path / "logs").glob("events.out.tfevents*")), "tensorboard events"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
