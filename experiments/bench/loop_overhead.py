@@ -8,6 +8,9 @@ Same env, steps, SAC hyperparameters, device and torch threads, measured in one 
 * ``pbrl-pebble``  — the full PEBBLE loop: state-entropy pre-training, feedback rounds,
   reward-ensemble training, per-step learned reward, buffer relabeling, checkpoints.
 
+Both wall time and process CPU time are reported; with one torch thread they agree on an
+idle machine, and the CPU-time ratio stays honest when other processes share the cores.
+
 Usage::
 
     python -m experiments.bench.loop_overhead --steps 10000 [--reward-hidden 64 64 64] [--device cpu]
@@ -31,16 +34,22 @@ from experiments.config import TrainConfig, apply_overrides, from_dict
 from experiments.train import Trainer
 
 
-def plain_sac(env_id: str, steps: int, seed: int, device: str) -> float:
+def timed(fn) -> tuple[float, float, object]:
+    """(wall seconds, process CPU seconds, result) of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def plain_sac(env_id: str, steps: int, seed: int, device: str) -> tuple[float, float, None]:
     venv = DummyVecEnv([lambda: envs.make(env_id, seed=seed)])
     model = SAC("MlpPolicy", venv, learning_starts=1000, batch_size=256, ent_coef="auto_0.1",
                 policy_kwargs={"net_arch": [256, 256]}, buffer_size=steps, seed=seed, device=device, verbose=0)
-    started = time.perf_counter()
-    model.learn(steps)
-    return time.perf_counter() - started
+    wall, cpu, _ = timed(lambda: model.learn(steps))
+    return wall, cpu, None
 
 
-def pbrl_run(env_id: str, method: str, steps: int, seed: int, device: str, hidden: list[int], run_dir: Path) -> tuple[float, dict]:
+def pbrl_run(env_id: str, method: str, steps: int, seed: int, device: str, hidden: list[int], run_dir: Path) -> tuple[float, float, dict]:
     overrides = [
         f"env={env_id}", f"method={method}", f"steps={steps}", f"seed={seed}", f"run_dir={run_dir}",
         "eval_episodes=0", "progress=false", f"sac.device={device}", f"reward.device={device}",
@@ -49,9 +58,7 @@ def pbrl_run(env_id: str, method: str, steps: int, seed: int, device: str, hidde
         f"feedback.log_capacity={steps}",
     ]
     trainer = Trainer(from_dict(TrainConfig, apply_overrides({}, overrides)), run_dir)
-    started = time.perf_counter()
-    summary = trainer.train()
-    return time.perf_counter() - started, summary
+    return timed(trainer.train)
 
 
 def main() -> None:
@@ -67,11 +74,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         reference = plain_sac(args.env, args.steps, args.seed, args.device)
-        rows = [("sb3-sac (reference)", reference, None)]
+        rows = [("sb3-sac (reference)", *reference)]
         for method in ("sac", "pebble"):
-            seconds, summary = pbrl_run(args.env, method, args.steps, args.seed, args.device, args.reward_hidden,
-                                        Path(tmp) / method)
-            rows.append((f"pbrl-{method}", seconds, summary))
+            rows.append((f"pbrl-{method}", *pbrl_run(args.env, method, args.steps, args.seed, args.device,
+                                                     args.reward_hidden, Path(tmp) / method)))
 
     lines = [
         f"# Loop overhead: {args.env}, {args.steps} steps, device {args.device}, 1 torch thread",
@@ -79,13 +85,14 @@ def main() -> None:
         f"Reward ensemble hidden sizes {args.reward_hidden}; PEBBLE schedule: first query at 3000 steps, "
         "50 queries every 2000 steps.",
         "",
-        "| run | wall s | ratio vs SB3 SAC | labels | reward corr. |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | wall s | wall ratio | CPU s | CPU ratio vs SB3 SAC | labels | reward corr. |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, seconds, summary in rows:
+    ref_wall, ref_cpu = reference[0], reference[1]
+    for name, wall, cpu, summary in rows:
         labels = f"{summary.get('teacher/labeled', 0):.0f}" if summary else "—"
         corr = summary.get("reward/true_correlation") if summary else None
-        lines.append(f"| {name} | {seconds:.1f} | {seconds / reference:.2f}× | {labels} | "
+        lines.append(f"| {name} | {wall:.1f} | {wall / ref_wall:.2f}× | {cpu:.1f} | {cpu / ref_cpu:.2f}× | {labels} | "
                      f"{'—' if corr is None else f'{corr:.2f}'} |")
     text = "\n".join(lines) + "\n"
     print(text)
