@@ -95,6 +95,23 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from experiments.report import write_report
+    from experiments.sweep import run_sweep
+
+    out = Path(args.out)
+    failed = run_sweep(args.config, args.seeds, args.grid, out, args.jobs, args.set)
+    print(write_report(out))
+    return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.report import write_report
+
+    print(write_report(Path(args.root), args.metric))
+    return 0
+
+
 def _envs(_: argparse.Namespace) -> int:
     import envs
 
@@ -120,6 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png)")
     plot.set_defaults(func=_plot)
+    sweep = sub.add_parser("sweep", help="a grid of configs × seeds, one process per core, then a report")
+    sweep.add_argument("--config", help="base YAML config")
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis (repeatable)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    sweep.add_argument("--jobs", type=int, default=2, help="parallel runs (one per core)")
+    sweep.add_argument("--out", required=True, help="sweep directory")
+    sweep.set_defaults(func=_sweep)
+    report = sub.add_parser("report", help="IQM + 95%% bootstrap CI and curves of the runs below a directory")
+    report.add_argument("root")
+    report.add_argument("--metric", default="eval/true_return")
+    report.set_defaults(func=_report)
     sub.add_parser("envs", help="list supported environment ids").set_defaults(func=_envs)
 
     args = parser.parse_args(argv)
