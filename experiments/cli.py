@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"pbrl: config error: {error}", file=sys.stderr)
         return 2
+    except FileNotFoundError as error:
+        print(f"pbrl: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\npbrl: interrupted; every label is in the store — `pbrl resume RUN_DIR` continues from the last checkpoint",
               file=sys.stderr)
