@@ -15,6 +15,7 @@ from experiments.config import ConfigError, TrainConfig
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.bradley_terry import BTEnsemble
 from pbrl.teachers.base import Teacher
+from pbrl.teachers.regret import RegretTeacher
 from pbrl.teachers.synthetic import SyntheticTeacher
 
 
@@ -36,11 +37,20 @@ def _synthetic(config: TrainConfig, env: EnvSpec) -> Teacher:
     return SyntheticTeacher(config.teacher.synthetic(), name=f"synthetic:{config.teacher.preset}")
 
 
+def _regret(config: TrainConfig, env: EnvSpec) -> Teacher:
+    from agents.expert import load_expert, sac_advantage
+
+    if not config.teacher.expert:
+        raise ConfigError("teacher.type=regret needs teacher.expert=<path to a SAC checkpoint/agent.zip> (train one with method=sac)")
+    advantage = sac_advantage(load_expert(config.teacher.expert), config.teacher.expert_samples, seed=config.seed)
+    return RegretTeacher(advantage, config.teacher.synthetic(), name=f"regret:{config.teacher.preset}")
+
+
 def _bradley_terry(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
     return BTEnsemble(env.obs_dim, env.act_dim, config.reward, config.seed)
 
 
-TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic}
+TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic, "regret": _regret}
 LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry}
 
 

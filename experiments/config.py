@@ -35,7 +35,7 @@ class TeacherConfig:
     """Who labels the queries."""
 
     type: str = "synthetic"
-    """Teacher type (registered in experiments/builders.py): 'synthetic' (B-Pref scripted teacher)."""
+    """Teacher type (registered in experiments/builders.py): 'synthetic' (B-Pref scripted teacher), 'regret' (labels by an expert's optimal advantage; needs teacher.expert)."""
     preset: str = "oracle"
     """B-Pref preset: oracle, stoc, mistake, skip, equal, myopic (knobs below override it)."""
     beta: float | None = None
@@ -48,6 +48,10 @@ class TeacherConfig:
     """Skip threshold fraction (None = from preset)."""
     eps_equal: float | None = None
     """Equal threshold fraction (None = from preset)."""
+    expert: str | None = None
+    """Regret teacher: path to a SAC agent trained on the true reward (checkpoint/agent.zip of a method=sac run)."""
+    expert_samples: int = 16
+    """Regret teacher: actions sampled from the expert's policy to estimate E_a'~π Q(s, a')."""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -99,9 +99,20 @@ class SyntheticTeacher(Teacher):
 
     def label_rewards(self, rewards_left: np.ndarray, rewards_right: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Labels from ``[B, H]`` true reward arrays (the teacher's whole decision rule)."""
-        cfg = self.config
         r1 = np.asarray(rewards_left, dtype=np.float64)
         r2 = np.asarray(rewards_right, dtype=np.float64)
+        return self.choose(r1, r2, r1.sum(axis=1), r2.sum(axis=1), rng)
+
+    def choose(
+        self, values_left: np.ndarray, values_right: np.ndarray, shown_left: np.ndarray, shown_right: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """B-Pref's knobs on per-step values ``[B, H]`` (true rewards here; the regret teacher passes
+        advantages): Boltzmann/rational choice on the myopically weighted sums, mistake flip,
+        ½ when the undiscounted sums differ by less than the equal threshold, and a skip when
+        both segments' ``shown`` scores ``[B]`` (their partial returns) are ≤ the skip threshold."""
+        cfg = self.config
+        r1, r2 = values_left, values_right
         return1, return2 = r1.sum(axis=1), r2.sum(axis=1)
 
         horizon = r1.shape[1]
@@ -120,5 +131,5 @@ class SyntheticTeacher(Teacher):
         if self.equal_threshold > 0:
             labels[np.abs(return1 - return2) < self.equal_threshold] = 0.5
         if self.skip_threshold > 0:
-            labels[np.maximum(return1, return2) <= self.skip_threshold] = np.nan
+            labels[np.maximum(shown_left, shown_right) <= self.skip_threshold] = np.nan
         return labels

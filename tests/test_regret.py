@@ -1,0 +1,172 @@
+"""The regret teacher and the optimal-advantage learner on a chain MDP whose A* is exact,
+and the SAC expert's advantage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
+from pbrl.teachers import RegretTeacher, SyntheticTeacher, SyntheticTeacherConfig
+
+# ----------------------------------------------------------------------------- the chain MDP
+# States 0…5 on a line, actions left/right (continuous a[0] < 0 is left), deterministic,
+# clamped at the ends; reward 1 for being in state 5, γ = 0.9. A* = Q* − V* by value iteration.
+N_STATES, GAMMA = 6, 0.9
+
+
+def step(s: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.clip(s + np.where(right, 1, -1), 0, N_STATES - 1)
+
+
+def reward(s: np.ndarray) -> np.ndarray:
+    return (s == N_STATES - 1).astype(np.float64)
+
+
+def optimal_advantage_table() -> np.ndarray:
+    """``A*[s, a]`` for a ∈ {left, right}."""
+    v = np.zeros(N_STATES)
+    s = np.arange(N_STATES)
+    for _ in range(500):
+        q = np.stack([reward(s) + GAMMA * v[step(s, np.full(N_STATES, r))] for r in (False, True)], axis=1)
+        v = q.max(axis=1)
+    return q - v[:, None]
+
+
+A_STAR = optimal_advantage_table()
+
+
+def chain_advantage(obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """The exact A*(s, a) as the teacher's callable: obs one-hot [N, 6], actions [N, 1]."""
+    return A_STAR[obs.argmax(axis=1), (actions[:, 0] > 0).astype(int)]
+
+
+def chain_segments(starts: np.ndarray, moves: np.ndarray) -> SegmentBatch:
+    """Segments from start states ``[B]`` and right/left moves ``[B, T]`` (bool)."""
+    b, t = moves.shape
+    states = np.zeros((b, t + 1), dtype=int)
+    states[:, 0] = starts
+    for i in range(t):
+        states[:, i + 1] = step(states[:, i], moves[:, i])
+    eye = np.eye(N_STATES, dtype=np.float32)
+    actions = np.where(moves, 0.5, -0.5).astype(np.float32)[..., None]
+    segments = Segments(eye[states[:, :-1]], actions, eye[states[:, 1:]])
+    truth = SegmentTruth(reward(states[:, :-1]), np.zeros((b, t)))
+    return SegmentBatch(segments, truth, Provenance("chain", np.zeros(b, int), np.zeros(b, int)))
+
+
+def random_chain_pairs(n: int, t: int = 3, seed: int = 0) -> tuple[SegmentBatch, SegmentBatch]:
+    rng = np.random.default_rng(seed)
+    make = lambda: chain_segments(rng.integers(0, N_STATES, n), rng.random((n, t)) < 0.5)  # noqa: E731
+    return make(), make()
+
+
+# ----------------------------------------------------------------------------- the teacher
+def test_chain_advantage_is_optimal_advantage():
+    assert np.allclose(A_STAR.max(axis=1), 0) and (A_STAR[:, 1] == 0).all()  # right is optimal everywhere
+    assert A_STAR[0, 0] < 0 and A_STAR[N_STATES - 1, 0] < 0
+
+
+def test_regret_labels_follow_regret_not_partial_return():
+    # Crafted: an optimal segment far from the reward (return 0, regret 0) against a lucky
+    # one that starts on the reward and walks away (return 1, regret > 0).
+    optimal = chain_segments(np.array([0]), np.array([[True, True]]))
+    lucky = chain_segments(np.array([N_STATES - 1]), np.array([[False, False]]))
+    rng = np.random.default_rng(0)
+    assert RegretTeacher(chain_advantage).label(optimal, lucky, rng)[0] == 1.0
+    assert SyntheticTeacher().label(optimal, lucky, rng)[0] == 0.0
+
+    left, right = random_chain_pairs(400)
+    labels = RegretTeacher(chain_advantage).label(left, right, rng)
+    regret_left = chain_advantage(left.segments.obs.reshape(-1, N_STATES), left.segments.actions.reshape(-1, 1)).reshape(400, -1).sum(1)
+    regret_right = chain_advantage(right.segments.obs.reshape(-1, N_STATES), right.segments.actions.reshape(-1, 1)).reshape(400, -1).sum(1)
+    np.testing.assert_array_equal(labels, (regret_left >= regret_right).astype(float))
+    partial = SyntheticTeacher().label(left, right, rng)
+    disagree = labels != partial
+    assert disagree.sum() >= 20  # the two models really differ on this data …
+    decided = regret_left[disagree] != regret_right[disagree]
+    assert (labels[disagree][decided] == (regret_left > regret_right)[disagree][decided]).all()  # … and regret wins
+
+
+def test_boltzmann_regret_probability():
+    # Σ A*(optimal) − Σ A*(lucky) = −(A*[5, left] + A*[4, left]) =: Δ; P[optimal ≻ lucky] = σ(β Δ)
+    n, beta = 20000, 1.0
+    optimal = chain_segments(np.zeros(n, int), np.ones((n, 2), bool))
+    lucky = chain_segments(np.full(n, N_STATES - 1), np.zeros((n, 2), bool))
+    delta = -(A_STAR[5, 0] + A_STAR[4, 0])
+    labels = RegretTeacher(chain_advantage, SyntheticTeacherConfig(beta=beta)).label(optimal, lucky, np.random.default_rng(1))
+    assert abs(labels.mean() - 1 / (1 + math.exp(-beta * delta))) < 0.01
+
+
+def test_mistake_equal_and_skip_knobs():
+    optimal = chain_segments(np.array([0, 0]), np.array([[True, True], [True, True]]))
+    lucky = chain_segments(np.array([N_STATES - 1, 0]), np.array([[False, False], [True, True]]))  # 2nd pair: identical
+    rng = np.random.default_rng(0)
+    flipped = RegretTeacher(chain_advantage, SyntheticTeacherConfig(eps_mistake=1.0)).label(optimal, lucky, rng)
+    np.testing.assert_array_equal(flipped, [0.0, 0.0])  # a certain mistake flips both answers (tie → left → flipped)
+    equal = RegretTeacher(chain_advantage, SyntheticTeacherConfig(eps_equal=0.1))
+    equal.calibrate(mean_segment_return=1.0)  # threshold 0.1: regrets equal on the 2nd pair only
+    np.testing.assert_array_equal(equal.label(optimal, lucky, rng), [1.0, 0.5])
+    skip = RegretTeacher(chain_advantage, SyntheticTeacherConfig(eps_skip=0.5))
+    skip.calibrate(mean_segment_return=1.0)  # skip when both partial returns ≤ 0.5: the 2nd pair (0 and 0)
+    labels = skip.label(optimal, lucky, rng)
+    assert labels[0] == 1.0 and np.isnan(labels[1])
+
+
+def test_advantage_with_the_wrong_shape_is_refused():
+    left, right = random_chain_pairs(3)
+    with pytest.raises(ValueError, match="advantage callable returned shape"):
+        RegretTeacher(lambda o, a: np.zeros((len(o), 1))).label(left, right, np.random.default_rng(0))
+
+
+# ----------------------------------------------------------------------------- the SAC expert
+@pytest.fixture(scope="module")
+def tiny_sac():
+    from stable_baselines3 import SAC
+
+    return SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
+
+
+def test_sac_advantage_is_q_minus_policy_mean(tiny_sac):
+    import torch
+
+    from agents.expert import sac_advantage
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(5, 3)).astype(np.float32)
+    a1, a2 = rng.uniform(-1, 1, (5, 1)).astype(np.float32), rng.uniform(-1, 1, (5, 1)).astype(np.float32)
+    advantage = sac_advantage(tiny_sac, samples=256)
+    q = lambda a, o=obs: torch.min(*tiny_sac.critic(torch.as_tensor(o), torch.as_tensor(a))).squeeze(1).detach().numpy()  # noqa: E731
+    # The baseline E_π Q(s, ·) cancels in differences: A(s, a₁) − A(s, a₂) = Q(s, a₁) − Q(s, a₂) (twin min).
+    np.testing.assert_allclose(advantage(obs, a1) - advantage(obs, a2), q(a1) - q(a2), atol=1e-5)
+    np.testing.assert_array_equal(advantage(obs, a1), advantage(obs, a1))  # reproducible noise
+    # Under the policy the advantage averages to zero (up to Monte-Carlo error).
+    many = np.repeat(obs, 400, axis=0)
+    with torch.no_grad():
+        sampled = tiny_sac.actor.action_log_prob(torch.as_tensor(many))[0].numpy()
+    mean_adv = advantage(many, sampled).reshape(5, 400).mean(axis=1)
+    spread = q(sampled, many).reshape(5, 400).std(axis=1)
+    assert (np.abs(mean_adv) < 0.25 * spread + 1e-6).all()
+
+
+def test_builder_makes_a_regret_teacher_from_a_saved_expert(tiny_sac, tmp_path):
+    from experiments.builders import EnvSpec, build_teacher
+    from experiments.config import ConfigError, TrainConfig, apply_overrides, from_dict
+
+    tiny_sac.save(tmp_path / "agent.zip")
+    spec = EnvSpec("gym:Pendulum-v1", 3, 1, 200)
+    config = from_dict(TrainConfig, apply_overrides({}, ["teacher.type=regret", f"teacher.expert={tmp_path / 'agent.zip'}"]))
+    teacher = build_teacher(config, spec)
+    assert isinstance(teacher, RegretTeacher) and teacher.name == "regret:oracle"
+    rng = np.random.default_rng(0)
+    batch = lambda: SegmentBatch(  # noqa: E731
+        Segments(rng.normal(size=(4, 5, 3)).astype(np.float32), rng.uniform(-1, 1, (4, 5, 1)).astype(np.float32),
+                 rng.normal(size=(4, 5, 3)).astype(np.float32)),
+        SegmentTruth(np.zeros((4, 5)), np.zeros((4, 5))), Provenance("p", np.zeros(4, int), np.zeros(4, int)),
+    )
+    labels = teacher.label(batch(), batch(), rng)
+    assert set(np.unique(labels)) <= {0.0, 1.0} and len(labels) == 4
+    with pytest.raises(ConfigError, match="teacher.expert"):
+        build_teacher(from_dict(TrainConfig, {"teacher": {"type": "regret"}}), spec)
