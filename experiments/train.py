@@ -60,6 +60,8 @@ class Trainer:
         probe = venv.envs[0]
         obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
         checkpoint = self.run_dir / "checkpoint"
+        if resume:
+            _recover_interrupted_swap(self.run_dir)
         resuming = resume and checkpoint.exists()
 
         self.log = (
@@ -177,6 +179,14 @@ class Trainer:
         if self.store.counts().labeled > state["trained_labels"]:  # labels that arrived after the checkpoint
             self.metrics.write(state["num_timesteps"], self.loop.learn())
             self.hooks.after_round(self.learner)
+
+
+def _recover_interrupted_swap(run_dir: Path) -> None:
+    """A kill between the two renames of :meth:`Trainer.save_checkpoint` leaves only ``checkpoint.old``
+    (the previous complete checkpoint) and ``checkpoint.tmp`` (complete or not): keep the old one."""
+    final, old = run_dir / "checkpoint", run_dir / "checkpoint.old"
+    if not final.exists() and old.exists():
+        old.rename(final)
 
 
 def run_dir_for(config: TrainConfig) -> Path:

@@ -121,3 +121,13 @@ def test_killed_run_resumes_with_every_label_and_its_schedule(tmp_path):
 
 def after_metrics(run):
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_after_a_kill_between_the_checkpoint_renames(tmp_path):
+    Trainer(tiny(tmp_path, "steps=400", "feedback.budget=5"), tmp_path).train()
+    (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")  # the state a kill mid-swap leaves
+    (tmp_path / "checkpoint.tmp").mkdir()
+    trainer = Trainer(resume_config(tmp_path, {"steps": 500}), tmp_path, resume=True)
+    assert trainer.model.num_timesteps == 400  # the last complete checkpoint, not a fresh agent
+    trainer.train()
+    assert trainer.model.num_timesteps == 500 and not (tmp_path / "checkpoint.tmp").exists()
