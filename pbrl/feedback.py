@@ -160,12 +160,14 @@ class FeedbackLoop:
         return metrics
 
     def learn(self) -> dict[str, float]:
-        """Update the learner on every non-skipped label in the store."""
+        """Let the learner observe the transition log, then update it on every non-skipped label in the store."""
         if self.store.counts().labeled == 0:
             return {}
         data, _ = self.store.dataset()
         started = time.perf_counter()
-        result = {f"reward/{k}": v for k, v in self.learner.update(data).items()}
+        scalars = self.learner.observe(self.log)  # unlabeled experience first (world models, encoders)
+        scalars.update(self.learner.update(data))
+        result = {f"reward/{k}": v for k, v in scalars.items()}
         result["time/learner_update_seconds"] = time.perf_counter() - started
         self.trained = True
         result.update(self.reward_quality())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pbrl.segments import PreferenceDataset, Segments
+from pbrl.transitions import TransitionLog
 
 
 class PreferenceLearner(ABC):
@@ -28,6 +29,12 @@ class PreferenceLearner(ABC):
     @abstractmethod
     def preference_probability(self, left: Segments, right: Segments) -> np.ndarray:
         """The learner's ``P[left_i ≻ right_i]``, ``[B]`` (for held-out accuracy)."""
+
+    def observe(self, log: TransitionLog) -> dict[str, float]:
+        """Learn from unlabeled experience before each ``update`` (e.g. a world model or a
+        dynamics-aware encoder on the agent's recent transitions); returns scalars to log.
+        The loop calls it every round; most learners need nothing from it."""
+        return {}
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:

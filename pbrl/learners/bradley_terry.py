@@ -78,8 +78,12 @@ class BTEnsemble(RewardLearner):
         self.generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = EnsembleMLP(config.ensemble_size, obs_dim + act_dim, config.hidden_sizes).to(self.device)
+            self.net = self._make_net().to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+
+    def _make_net(self) -> torch.nn.Module:
+        """The batched ensemble ``[E, N, obs+act] → [E, N, 1]`` (subclasses change the architecture)."""
+        return EnsembleMLP(self.config.ensemble_size, self.obs_dim + self.act_dim, self.config.hidden_sizes)
 
     # ---------------------------------------------------------------- evaluation
     def _inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -142,11 +146,19 @@ class BTEnsemble(RewardLearner):
         return torch.cat([self.net(x[i : i + chunk]).squeeze(-1) for i in range(0, len(x), chunk)], dim=1)
 
     # ---------------------------------------------------------------- training
-    def _member_returns(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Returns of member-specific minibatches: ``x`` [N, T, d], ``index`` [E, b] → [E, b]."""
+    def _member_step_rewards(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Per-step rewards of member-specific minibatches: ``x`` [N, T, d], ``index`` [E, b] → [E, b, T]."""
         e, b = index.shape
         t, d = x.shape[1:]
-        return self.net(x[index].reshape(e, b * t, d)).reshape(e, b, t).sum(dim=-1)
+        return self.net(x[index].reshape(e, b * t, d)).reshape(e, b, t)
+
+    def _batch_loss(
+        self, left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed-over-members minibatch loss and the returns ``[E, b]`` of both sides (subclasses add terms)."""
+        r_left = self._member_step_rewards(left, index).sum(dim=-1)
+        r_right = self._member_step_rewards(right, index).sum(dim=-1)
+        return bradley_terry_loss(r_left, r_right, labels).mean(dim=1).sum(), r_left, r_right
 
     def update(self, data: PreferenceDataset) -> dict[str, float]:
         cfg = self.config
@@ -162,8 +174,7 @@ class BTEnsemble(RewardLearner):
             for start in range(0, n, cfg.batch_size):
                 index = order[:, start : start + cfg.batch_size]
                 y = labels[index]
-                r_left, r_right = self._member_returns(left, index), self._member_returns(right, index)
-                loss = bradley_terry_loss(r_left, r_right, y).mean(dim=1).sum()
+                loss, r_left, r_right = self._batch_loss(left, right, index, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
