@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from experiments.config import ConfigError, TrainConfig
+from pbrl.learners.advantage import AdvantageLearner
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.bradley_terry import BTEnsemble
 from pbrl.teachers.base import Teacher
@@ -50,8 +51,18 @@ def _bradley_terry(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
     return BTEnsemble(env.obs_dim, env.act_dim, config.reward, config.seed)
 
 
+def _advantage(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
+    gamma_key, gamma = ("ppo.gamma", config.ppo.gamma) if config.method == "pref-ppo" else ("sac.gamma", config.sac.gamma)
+    if config.regret.mode == "greedy" and gamma != 0:
+        raise ConfigError(
+            f"regret.mode=greedy acts greedily on Â: set {gamma_key}=0 (the critic's target is then Â itself), "
+            "or use regret.mode=reward to optimise Â as a reward with discounting"
+        )
+    return AdvantageLearner(env.obs_dim, env.act_dim, config.reward, config.regret, config.seed)
+
+
 TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic, "regret": _regret}
-LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry}
+LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry, "regret": _advantage}
 
 
 def build_teacher(config: TrainConfig, env: EnvSpec) -> Teacher:

@@ -19,6 +19,7 @@ import yaml
 
 from agents.config import PPOConfig, SACConfig
 from pbrl.feedback import FeedbackConfig
+from pbrl.learners.advantage import AdvantageConfig
 from pbrl.learners.bradley_terry import BTEnsembleConfig
 from pbrl.query import QueryConfig
 from pbrl.teachers.synthetic import PRESETS, SyntheticTeacherConfig
@@ -72,7 +73,7 @@ class TrainConfig:
     method: str = "pebble"
     """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback)."""
     learner: str = "bt"
-    """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble)."""
+    """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble), 'regret' (optimal advantage Â, Knox et al.)."""
     steps: int = 200_000
     """Total environment steps."""
     seed: int = 0
@@ -93,6 +94,7 @@ class TrainConfig:
     """Show a progress bar."""
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     reward: BTEnsembleConfig = field(default_factory=BTEnsembleConfig)
+    regret: AdvantageConfig = field(default_factory=AdvantageConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     sac: SACConfig = field(default_factory=SACConfig)

@@ -170,3 +170,103 @@ def test_builder_makes_a_regret_teacher_from_a_saved_expert(tiny_sac, tmp_path):
     assert set(np.unique(labels)) <= {0.0, 1.0} and len(labels) == 4
     with pytest.raises(ConfigError, match="teacher.expert"):
         build_teacher(from_dict(TrainConfig, {"teacher": {"type": "regret"}}), spec)
+
+
+# ----------------------------------------------------------------------------- the optimal-advantage learner
+def _chain_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Every (state, left/right) of the chain: obs [12, 6], actions [12, 1]."""
+    obs = np.repeat(np.eye(N_STATES, dtype=np.float32), 2, axis=0)
+    return obs, np.tile(np.array([[-0.5], [0.5]], np.float32), (N_STATES, 1))
+
+
+def _fit(labels_beta: float, n: int, mode: str = "greedy", log=None):
+    from pbrl.learners import AdvantageConfig, AdvantageLearner, BTEnsembleConfig
+    from pbrl.segments import PreferenceDataset
+
+    left, right = random_chain_pairs(n, seed=1)
+    labels = RegretTeacher(chain_advantage, SyntheticTeacherConfig(beta=labels_beta)).label(left, right, np.random.default_rng(2))
+    reward = BTEnsembleConfig(ensemble_size=2, hidden_sizes=(32, 32), lr=3e-3, max_epochs=100, stop_accuracy=1.01)
+    learner = AdvantageLearner(N_STATES, 1, reward, AdvantageConfig(mode=mode, anchor_steps=300), seed=0)
+    if log is not None:
+        learner.observe(log)
+    learner.update(PreferenceDataset(left.segments, right.segments, labels))
+    return learner, left, right
+
+
+def test_advantage_learner_recovers_a_star_up_to_a_constant():
+    import torch
+
+    # Boltzmann (β = 1) labels fix the scale, so Â = A* + c: the only invariance left.
+    learner, left, right = _fit(1.0, 2000)
+    obs, actions = _chain_grid()
+    a_hat = learner.advantage_tensor(torch.as_tensor(obs), torch.as_tensor(actions)).numpy().reshape(N_STATES, 2)
+    shift = (a_hat - A_STAR).mean()
+    assert np.abs(a_hat - A_STAR - shift).max() < 0.35  # A* spans [−1.7, 0]
+    assert (a_hat.argmax(axis=1) == 1).all()  # greedy on Â is optimal everywhere
+    # The learner's pair probability is the regret model: σ(Σ Â¹ − Σ Â²), member by member.
+    p = learner.pair_probabilities(left.segments[:5], right.segments[:5])
+    sums = lambda s: learner._member_rewards(learner._segment_tensor(s).reshape(-1, N_STATES + 1)).reshape(2, 5, -1).sum(-1)  # noqa: E731
+    with torch.no_grad():
+        np.testing.assert_allclose(p, torch.sigmoid(sums(left.segments[:5]) - sums(right.segments[:5])).numpy(), rtol=1e-5)
+
+
+def test_deterministic_labels_recover_a_star_up_to_scale_and_constant():
+    import torch
+
+    learner, _, _ = _fit(math.inf, 600)
+    obs, actions = _chain_grid()
+    a_hat = learner.advantage_tensor(torch.as_tensor(obs), torch.as_tensor(actions)).numpy()
+    assert np.corrcoef(a_hat, A_STAR.ravel())[0, 1] > 0.98
+    assert (a_hat.reshape(N_STATES, 2).argmax(axis=1) == 1).all()
+
+
+def test_anchored_reward_pins_the_constant_at_the_greedy_action():
+    import torch
+
+    from pbrl.transitions import TransitionLog
+
+    log = TransitionLog(64, 1, "chain")
+    eye = np.eye(N_STATES, dtype=np.float32)
+    for t in range(64):
+        s = t % N_STATES
+        log.add(eye[s][None], np.array([[0.5]], np.float32), eye[min(s + 1, 5)][None], np.zeros(1), np.zeros(1), np.zeros(1, bool))
+    learner, _, _ = _fit(1.0, 2000, mode="reward", log=log)
+    grid = torch.linspace(-1, 1, 41)
+    for s in range(N_STATES):
+        obs = torch.as_tensor(np.repeat(eye[s][None], 41, axis=0))
+        rewards = learner.reward_tensor(obs, grid[:, None], obs).numpy()
+        assert rewards.max() == pytest.approx(0.0, abs=0.05)  # max_a r(s, a) = 0, as for A*
+    unanchored = learner.advantage_tensor(torch.as_tensor(eye), torch.full((N_STATES, 1), 0.5)).numpy()
+    assert np.abs(unanchored).mean() > 0.2  # without the fix the free constant stays in the reward
+
+
+def test_greedy_mode_needs_a_zero_discount():
+    from experiments.builders import EnvSpec, build_learner
+    from experiments.config import ConfigError
+
+    spec = EnvSpec("chain", N_STATES, 1, 100)
+    with pytest.raises(ConfigError, match="sac.gamma=0"):
+        build_learner(_config(["learner=regret"]), spec)
+    assert build_learner(_config(["learner=regret", "sac.gamma=0"]), spec) is not None
+    assert build_learner(_config(["learner=regret", "regret.mode=reward"]), spec) is not None
+
+
+def _config(overrides):
+    from experiments.config import TrainConfig, apply_overrides, from_dict
+
+    return from_dict(TrainConfig, apply_overrides({}, overrides))
+
+
+@pytest.mark.parametrize("extra", [["sac.gamma=0"], ["regret.mode=reward", "regret.anchor_steps=20"]])
+def test_advantage_learner_in_the_loop_relabels_and_resumes(tmp_path, extra):
+    from experiments.train import Trainer
+    from tests.test_training import tiny
+
+    trainer = Trainer(tiny(tmp_path, "learner=regret", "teacher.preset=stoc", *extra), tmp_path)
+    trainer.train()
+    buffer, learner = trainer.model.replay_buffer, trainer.learner
+    n = buffer.filled()
+    expected = learner.reward(buffer.observations[:n, 0], buffer.actions[:n, 0], buffer.next_observations[:n, 0])
+    np.testing.assert_allclose(buffer.rewards[:n, 0], expected, rtol=1e-4, atol=1e-5)
+    again = Trainer(tiny(tmp_path, "learner=regret", "teacher.preset=stoc", *extra), tmp_path, resume=True).learner
+    np.testing.assert_allclose(again.reward(buffer.observations[:50, 0], buffer.actions[:50, 0], None), expected[:50], rtol=1e-5)

@@ -1,0 +1,161 @@
+"""Learning the optimal advantage from regret preferences (Knox et al., "Models of human
+preference for learning reward functions", TMLR 2024, and "Learning Optimal Advantage from
+Preferences and Mistaking it for Reward", AAAI 2024).
+
+Under the regret preference model a person prefers the segment with the smaller regret,
+i.e. the larger summed optimal advantage. An ensemble of networks ``Â_e(s, a)`` (linear
+output: advantages are unbounded, unlike PEBBLE's tanh rewards) is fit with that model's
+likelihood,
+
+    P_e[σ¹ ≻ σ²] = σ(Σ_t Â_e(s¹_t, a¹_t) − Σ_t Â_e(s²_t, a²_t)),
+    L = −Σ_e E[ y log P_e[σ¹ ≻ σ²] + (1 − y) log P_e[σ² ≻ σ¹] ],
+
+trained exactly like the PEBBLE ensemble (same epochs, minibatches, early stop). With
+equal-length segments the likelihood is unchanged by ``Â → Â + c``, so Â is learned only
+up to a constant (and, with deterministic labels, up to a positive scale).
+
+How the agent uses Â (``regret.mode``):
+
+* ``greedy`` — the second paper's recommendation: act greedily on Â. The agent's reward is
+  ``Â(s, a)`` and the agent runs with discount 0 (``sac.gamma=0``; ``ppo.gamma=0`` for
+  PPO): SAC's critic target is then ``Â`` itself (nothing is bootstrapped) and its actor
+  maximises ``Â(s, π(s)) + α H(π(·|s))``. The constant is irrelevant to an argmax.
+* ``reward`` — Â mistaken for a reward and optimised with γ > 0, for comparison. The
+  pitfall the paper describes: the unidentified constant ``c`` becomes a per-step bonus or
+  penalty, so with termination the agent learns to prolong or to end episodes. The
+  paper's fix pins the constant where A* is known — A* = 0 in the absorbing state, which
+  its segments include. pbrl's segments never run past an episode's end, so the same
+  constant is pinned with the identity ``max_a A*(s, a) = 0``: the reward is
+  ``Â(s, a) − Â(s, μ(s))``, where the anchor actor ``μ`` (trained on logged states after
+  each update) maximises Â. ``regret.anchor=false`` switches the fix off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
+from pbrl.learners.ensemble import EnsembleMLP
+from pbrl.segments import PreferenceDataset
+from pbrl.transitions import TransitionLog
+
+MODES = ("greedy", "reward")
+
+
+@dataclass(frozen=True)
+class AdvantageConfig:
+    """The optimal-advantage learner (learner=regret); the ensemble's training knobs are in ``reward``."""
+
+    mode: str = "greedy"
+    """'greedy': the agent acts greedily on Â (reward Â with agent discount 0, the paper's recommendation); 'reward': Â used as a reward with γ > 0."""
+    anchor: bool = True
+    """mode=reward: the paper's fix — subtract Â(s, μ(s)) so max_a Â(s, a) = 0, pinning Â's free constant as absorbing states do."""
+    anchor_steps: int = 200
+    """Gradient steps of the anchor actor μ per round (mode=reward with anchor)."""
+    anchor_batch: int = 256
+    """Logged states per anchor-actor step."""
+    anchor_lr: float = 3e-4
+    """Adam learning rate of the anchor actor."""
+    anchor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the anchor actor."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"regret.mode={self.mode!r} is unknown; choose one of {list(MODES)}")
+        if self.anchor_steps < 0 or self.anchor_batch < 1:
+            raise ValueError("regret.anchor_steps must be ≥ 0 and regret.anchor_batch ≥ 1")
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1], nn.Tanh())  # actions in [−1, 1]
+
+
+class AdvantageLearner(BTEnsemble):
+    """An ensemble ``Â_e(s, a)`` fit with the regret preference model."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, reward: BTEnsembleConfig = BTEnsembleConfig(),
+        config: AdvantageConfig = AdvantageConfig(), seed: int = 0,
+    ) -> None:
+        self.advantage_config = config
+        super().__init__(obs_dim, act_dim, reward, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            self.actor = _mlp([obs_dim, *config.anchor_hidden, act_dim]).to(self.device)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.anchor_lr)
+        self.rng = np.random.default_rng(seed)
+
+    def _make_net(self) -> nn.Module:
+        return EnsembleMLP(self.config.ensemble_size, self.obs_dim + self.act_dim, self.config.hidden_sizes, output_activation=None)
+
+    @property
+    def anchored(self) -> bool:
+        return self.advantage_config.mode == "reward" and self.advantage_config.anchor
+
+    # ---------------------------------------------------------------- Â and the agent's reward
+    @torch.no_grad()
+    def advantage_tensor(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Ensemble-mean ``Â(s, a)``, ``[N]``."""
+        return self._member_rewards(self._inputs(obs, actions)).mean(dim=0)
+
+    @torch.no_grad()
+    def reward_tensor(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """``Â(s, a)``, minus ``Â(s, μ(s))`` when anchored (mode=reward with the fix)."""
+        advantage = self.advantage_tensor(obs, actions)
+        return advantage - self.advantage_tensor(obs, self.actor(obs)) if self.anchored else advantage
+
+    def reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        if not self.anchored:
+            return super().reward(obs, actions, next_obs)
+        as_t = lambda a, d: torch.as_tensor(np.asarray(a, np.float32).reshape(len(obs), d), device=self.device)  # noqa: E731
+        return self.reward_tensor(as_t(obs, self.obs_dim), as_t(actions, self.act_dim), None).cpu().numpy()
+
+    # ---------------------------------------------------------------- training
+    def observe(self, log: TransitionLog) -> dict[str, float]:
+        """Keep the logged states the anchor actor trains on (only when the fix is in use)."""
+        if self.anchored and log.size > 0:
+            segments, _ = log.recent(log.size * log.n_envs)
+            self._states = torch.as_tensor(segments.obs[:, 0], device=self.device)
+        return {}
+
+    def update(self, data: PreferenceDataset) -> dict[str, float]:
+        """Fit Â to the labels, then (anchored) fit μ(s) = argmax_a Â(s, a) on logged states:
+        ``L_μ = −E_s[(1/E) Σ_e Â_e(s, μ(s))]`` with Â frozen."""
+        metrics = super().update(data)
+        cfg, states = self.advantage_config, getattr(self, "_states", None)
+        if not self.anchored or states is None or cfg.anchor_steps == 0:
+            return metrics
+        self.net.requires_grad_(False)
+        try:
+            for _ in range(cfg.anchor_steps):
+                batch = states[torch.as_tensor(self.rng.integers(0, len(states), cfg.anchor_batch), device=self.device)]
+                loss = -self.net(self._inputs(batch, self.actor(batch))).mean()
+                self.actor_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.actor_optimizer.step()
+        finally:
+            self.net.requires_grad_(True)
+        return {**metrics, "anchor_advantage": -loss.item()}
+
+    # ---------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "actor": self.actor.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.actor.load_state_dict(state["actor"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.rng.bit_generator.state = state["rng"]
