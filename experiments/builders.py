@@ -15,6 +15,7 @@ from experiments.config import ConfigError, TrainConfig
 from pbrl.learners.advantage import AdvantageLearner
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.bradley_terry import BTEnsemble
+from pbrl.learners.hindsight_prior import HindsightPrior
 from pbrl.teachers.base import Teacher
 from pbrl.teachers.regret import RegretTeacher
 from pbrl.teachers.synthetic import SyntheticTeacher
@@ -61,8 +62,12 @@ def _advantage(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
     return AdvantageLearner(env.obs_dim, env.act_dim, config.reward, config.regret, config.seed)
 
 
+def _hindsight_prior(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
+    return HindsightPrior(env.obs_dim, env.act_dim, config.feedback.segment_length, config.reward, config.hprior, config.seed)
+
+
 TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic, "regret": _regret}
-LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry, "regret": _advantage}
+LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry, "regret": _advantage, "hprior": _hindsight_prior}
 
 
 def build_teacher(config: TrainConfig, env: EnvSpec) -> Teacher:

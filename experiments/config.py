@@ -21,6 +21,7 @@ from agents.config import PPOConfig, SACConfig
 from pbrl.feedback import FeedbackConfig
 from pbrl.learners.advantage import AdvantageConfig
 from pbrl.learners.bradley_terry import BTEnsembleConfig
+from pbrl.learners.hindsight_prior import HindsightPriorConfig
 from pbrl.query import QueryConfig
 from pbrl.teachers.synthetic import PRESETS, SyntheticTeacherConfig
 
@@ -73,7 +74,7 @@ class TrainConfig:
     method: str = "pebble"
     """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback)."""
     learner: str = "bt"
-    """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble), 'regret' (optimal advantage Â, Knox et al.)."""
+    """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble), 'regret' (optimal advantage Â, Knox et al.), 'hprior' (Hindsight PRIOR)."""
     steps: int = 200_000
     """Total environment steps."""
     seed: int = 0
@@ -95,6 +96,7 @@ class TrainConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     reward: BTEnsembleConfig = field(default_factory=BTEnsembleConfig)
     regret: AdvantageConfig = field(default_factory=AdvantageConfig)
+    hprior: HindsightPriorConfig = field(default_factory=HindsightPriorConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     sac: SACConfig = field(default_factory=SACConfig)

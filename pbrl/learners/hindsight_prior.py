@@ -1,0 +1,149 @@
+"""Hindsight PRIOR (Verma & Metcalf, "Hindsight PRIORs for Reward Learning from Human
+Preferences", ICLR 2024; reference code apple/ml-rlhf-hindsight-prior).
+
+PEBBLE's Bradley–Terry ensemble plus a credit-assignment prior. A causal transformer world
+model (:mod:`pbrl.learners.world_model`), trained on the agent's recent segments to predict
+next states, gives every step of a segment an importance ``α_t`` (its attention weight,
+``Σ_t α_t = 1``). Each member's per-step rewards are pulled toward that share of the
+segment's predicted return — the *predicted return redistribution* objective:
+
+    R̂_e(σ) = Σ_t r̂_e(s_t, a_t),   r_target,t = α_t · sg[R̂_e(σ)],
+    L_prior = Σ_e (1 / (B T)) Σ_{σ,t} (r̂_e(s_t, a_t) − r_target,t)²,
+    L = L_BT + λ L_prior,
+
+over both segments of every pair in the minibatch (``sg`` = stop-gradient: the prior moves
+the per-step rewards, not the return the preferences fix). ``L_prior = 0`` exactly when the
+rewards are already proportional to the importances. The world model is refreshed from the
+transition log before every ``hprior.world_interval``-th reward update (the loop's
+:meth:`observe` hook), then frozen while the rewards train; importances are computed once
+per update for every labeled segment.
+
+Defaults: λ = 1 (the prior coefficient of the reference implementations); the reward
+ensemble's knobs are PEBBLE's (``reward`` section).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, bradley_terry_loss
+from pbrl.learners.world_model import WorldModel
+from pbrl.segments import PreferenceDataset, Segments
+from pbrl.transitions import TransitionLog
+
+
+def prior_loss(step_rewards: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    """``L_prior`` per member: ``step_rewards`` [E, B, T], ``importance`` [B, T] (or per member [E, B, T]) → [E]."""
+    target = importance * step_rewards.detach().sum(dim=-1, keepdim=True)
+    return (step_rewards - target).pow(2).mean(dim=(1, 2))
+
+
+@dataclass(frozen=True)
+class HindsightPriorConfig:
+    """Hindsight PRIOR's prior and world model (learner=hprior); the reward ensemble's knobs are in ``reward``."""
+
+    weight: float = 1.0
+    """λ, the weight of the predicted-return-redistribution loss (reference implementations: 1)."""
+    world_dim: int = 64
+    """Width of the world model's tokens."""
+    world_layers: int = 2
+    """Transformer blocks of the world model."""
+    world_heads: int = 4
+    """Attention heads per block."""
+    world_lr: float = 1e-4
+    """Adam learning rate of the world model."""
+    world_steps: int = 200
+    """World-model gradient steps per refresh."""
+    world_batch: int = 32
+    """Logged segments per world-model step."""
+    world_interval: int = 1
+    """Refresh the world model before every world_interval-th reward update (1 = every feedback round)."""
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"hprior.weight must be ≥ 0, got {self.weight}")
+        if min(self.world_dim, self.world_layers, self.world_heads, self.world_batch, self.world_interval) < 1 or self.world_steps < 0:
+            raise ValueError("hprior.world_* sizes and world_interval must be ≥ 1, world_steps ≥ 0")
+
+
+class HindsightPrior(BTEnsemble):
+    """The PEBBLE ensemble trained with ``L_BT + λ L_prior`` (importances from a world model)."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, segment_length: int, reward: BTEnsembleConfig = BTEnsembleConfig(),
+        config: HindsightPriorConfig = HindsightPriorConfig(), seed: int = 0,
+    ) -> None:
+        super().__init__(obs_dim, act_dim, reward, seed)
+        self.prior, self.segment_length = config, segment_length
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            self.world = WorldModel(obs_dim, act_dim, segment_length, config.world_dim, config.world_layers, config.world_heads).to(self.device)
+        self.world_optimizer = torch.optim.Adam(self.world.parameters(), lr=config.world_lr)
+        self.rng = np.random.default_rng(seed)
+        self.updates = 0
+        self._importance: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ---------------------------------------------------------------- the world model
+    def observe(self, log: TransitionLog) -> dict[str, float]:
+        """Refresh the world model on logged segments (every ``world_interval``-th update)."""
+        cfg = self.prior
+        if self.updates % cfg.world_interval or cfg.world_steps == 0 or len(log.valid_starts(self.segment_length)[0]) == 0:
+            return {}
+        for _ in range(cfg.world_steps):
+            batch = log.sample_segments(cfg.world_batch, self.segment_length, self.rng).segments
+            tensors = [torch.as_tensor(a, device=self.device) for a in (batch.obs, batch.actions, batch.next_obs)]
+            loss = self.world.loss(*tensors)
+            self.world_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.world_optimizer.step()
+        return {"world_model_loss": loss.item()}
+
+    def importance(self, segments: Segments) -> torch.Tensor:
+        """Per-step importance ``α`` [B, T] of each segment (sums to 1 over its steps)."""
+        as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
+        return torch.cat([
+            self.world.importance(as_t(segments.obs[i : i + 1024]), as_t(segments.actions[i : i + 1024]))
+            for i in range(0, len(segments), 1024)
+        ])
+
+    # ---------------------------------------------------------------- training
+    def update(self, data: PreferenceDataset) -> dict[str, float]:
+        self._importance = (self.importance(data.left), self.importance(data.right))
+        try:
+            metrics = super().update(data)
+        finally:
+            self._importance = None
+        self.updates += 1
+        return metrics
+
+    def _batch_loss(
+        self, left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``L_BT + λ L_prior`` summed over members."""
+        steps_left, steps_right = self._member_step_rewards(left, index), self._member_step_rewards(right, index)
+        r_left, r_right = steps_left.sum(dim=-1), steps_right.sum(dim=-1)
+        loss = bradley_terry_loss(r_left, r_right, labels).mean(dim=1)
+        alpha_left, alpha_right = self._importance
+        prior = 0.5 * (prior_loss(steps_left, alpha_left[index]) + prior_loss(steps_right, alpha_right[index]))
+        return (loss + self.prior.weight * prior).sum(), r_left, r_right
+
+    # ---------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "world": self.world.state_dict(),
+            "world_optimizer": self.world_optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.world.load_state_dict(state["world"])
+        self.world_optimizer.load_state_dict(state["world_optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.updates = int(state["updates"])
