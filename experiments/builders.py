@@ -16,6 +16,7 @@ from pbrl.learners.advantage import AdvantageLearner
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.bradley_terry import BTEnsemble
 from pbrl.learners.hindsight_prior import HindsightPrior
+from pbrl.learners.reed import REED
 from pbrl.teachers.base import Teacher
 from pbrl.teachers.regret import RegretTeacher
 from pbrl.teachers.synthetic import SyntheticTeacher
@@ -66,8 +67,12 @@ def _hindsight_prior(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
     return HindsightPrior(env.obs_dim, env.act_dim, config.feedback.segment_length, config.reward, config.hprior, config.seed)
 
 
+def _reed(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
+    return REED(env.obs_dim, env.act_dim, config.reward, config.reed, config.seed)
+
+
 TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic, "regret": _regret}
-LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry, "regret": _advantage, "hprior": _hindsight_prior}
+LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry, "regret": _advantage, "hprior": _hindsight_prior, "reed": _reed}
 
 
 def build_teacher(config: TrainConfig, env: EnvSpec) -> Teacher:

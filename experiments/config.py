@@ -22,6 +22,7 @@ from pbrl.feedback import FeedbackConfig
 from pbrl.learners.advantage import AdvantageConfig
 from pbrl.learners.bradley_terry import BTEnsembleConfig
 from pbrl.learners.hindsight_prior import HindsightPriorConfig
+from pbrl.learners.reed import REEDConfig
 from pbrl.query import QueryConfig
 from pbrl.teachers.synthetic import PRESETS, SyntheticTeacherConfig
 
@@ -74,7 +75,7 @@ class TrainConfig:
     method: str = "pebble"
     """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback)."""
     learner: str = "bt"
-    """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble), 'regret' (optimal advantage Â, Knox et al.), 'hprior' (Hindsight PRIOR)."""
+    """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble), 'regret' (optimal advantage Â, Knox et al.), 'hprior' (Hindsight PRIOR), 'reed' (REED's dynamics-aware encoder)."""
     steps: int = 200_000
     """Total environment steps."""
     seed: int = 0
@@ -97,6 +98,7 @@ class TrainConfig:
     reward: BTEnsembleConfig = field(default_factory=BTEnsembleConfig)
     regret: AdvantageConfig = field(default_factory=AdvantageConfig)
     hprior: HindsightPriorConfig = field(default_factory=HindsightPriorConfig)
+    reed: REEDConfig = field(default_factory=REEDConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     sac: SACConfig = field(default_factory=SACConfig)
