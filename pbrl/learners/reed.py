@@ -20,6 +20,7 @@ reward update (the loop's :meth:`observe` hook) the SFC objective runs ``reed.sf
 passes over the transition log (80% train / 20% held out, minibatches of 128, one
 independent order per member), then the BT objective trains the reward head together
 with the encoder (fine-tuned, REED's default) or the head alone (``reed.freeze=true``).
+(On MetaWorld REED runs the SFC objective only before every 4th update: ``reed.sfc_interval``.)
 
 REED's defaults: embeddings 20/10, trunk 3×256 (``reward.hidden_sizes``), comparison
 width 256, SFC optimiser SGD with learning rate 3e-4, one SFC epoch per update, reward
@@ -61,6 +62,8 @@ class REEDConfig:
     """Transitions per SFC minibatch."""
     sfc_epochs: int = 1
     """Passes over the transition log before every reward update."""
+    sfc_interval: int = 1
+    """Run the SFC objective before every sfc_interval-th reward update (REED: 1; 4 on MetaWorld)."""
     sfc_holdout: float = 0.2
     """Share of the log held out to report the SFC loss on unseen transitions."""
     freeze: bool = False
@@ -69,7 +72,7 @@ class REEDConfig:
     def __post_init__(self) -> None:
         if self.sfc_optimizer not in ("sgd", "adam"):
             raise ValueError(f"reed.sfc_optimizer must be 'sgd' or 'adam', got {self.sfc_optimizer!r}")
-        if min(self.state_embed, self.action_embed, self.comparison_dim, self.sfc_batch) < 1 or self.sfc_epochs < 0:
+        if min(self.state_embed, self.action_embed, self.comparison_dim, self.sfc_batch, self.sfc_interval) < 1 or self.sfc_epochs < 0:
             raise ValueError("reed sizes must be ≥ 1 and reed.sfc_epochs ≥ 0")
         if not 0.0 <= self.sfc_holdout < 1.0:
             raise ValueError(f"reed.sfc_holdout must be in [0, 1), got {self.sfc_holdout}")
@@ -144,6 +147,7 @@ class REED(BTEnsemble):
         sfc = [p for name, p in self.net.named_parameters() if not name.startswith("reward_head")]
         self.sfc_optimizer = (torch.optim.SGD if config.sfc_optimizer == "sgd" else torch.optim.Adam)(sfc, lr=config.sfc_lr)
         self.rng = np.random.default_rng(seed)
+        self.updates = 0
 
     def _make_net(self) -> nn.Module:
         return REEDNetwork(self.config.ensemble_size, self.obs_dim, self.act_dim, self.config.hidden_sizes, self.reed)
@@ -152,7 +156,7 @@ class REED(BTEnsemble):
     def observe(self, log: TransitionLog) -> dict[str, float]:
         """``reed.sfc_epochs`` passes of the SFC objective over the log; reports train and held-out loss."""
         cfg = self.reed
-        if cfg.sfc_epochs == 0 or log.size == 0:
+        if cfg.sfc_epochs == 0 or log.size == 0 or self.updates % cfg.sfc_interval:
             return {}
         segments, _ = log.recent(log.size * log.n_envs)
         x = torch.as_tensor(np.concatenate([segments.obs[:, 0], segments.actions[:, 0]], axis=1), device=self.device)
@@ -194,16 +198,24 @@ class REED(BTEnsemble):
         for p in frozen:
             p.requires_grad_(False)
         try:
-            return super().update(data)
+            metrics = super().update(data)
         finally:
             for p in frozen:
                 p.requires_grad_(True)
+        self.updates += 1
+        return metrics
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "sfc_optimizer": self.sfc_optimizer.state_dict(), "rng": self.rng.bit_generator.state}
+        return {
+            **super().state_dict(),
+            "sfc_optimizer": self.sfc_optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "updates": self.updates,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.sfc_optimizer.load_state_dict(state["sfc_optimizer"])
         self.rng.bit_generator.state = state["rng"]
+        self.updates = int(state["updates"])
