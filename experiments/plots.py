@@ -50,7 +50,7 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
             ax.grid(alpha=0.3)
     axes[1, 0].axhline(0.5, color="grey", lw=0.8, ls="--")
     for ax in axes.flat:
-        if ax.lines:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,7 @@ def write_report(root: Path, metric: str = "eval/true_return") -> Path:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        if ax.lines:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(Path(root) / "report.png", dpi=110)
