@@ -230,7 +230,7 @@ def test_anchored_reward_pins_the_constant_at_the_greedy_action():
     for t in range(64):
         s = t % N_STATES
         log.add(eye[s][None], np.array([[0.5]], np.float32), eye[min(s + 1, 5)][None], np.zeros(1), np.zeros(1), np.zeros(1, bool))
-    learner, _, _ = _fit(1.0, 2000, mode="reward", log=log)
+    learner, _, _ = _fit(1.0, 1000, mode="reward", log=log)
     grid = torch.linspace(-1, 1, 41)
     for s in range(N_STATES):
         obs = torch.as_tensor(np.repeat(eye[s][None], 41, axis=0))
@@ -257,8 +257,9 @@ def _config(overrides):
     return from_dict(TrainConfig, apply_overrides({}, overrides))
 
 
-@pytest.mark.parametrize("extra", [["sac.gamma=0"], ["regret.mode=reward", "regret.anchor_steps=20"]])
-def test_advantage_learner_in_the_loop_relabels_and_resumes(tmp_path, extra):
+def test_advantage_learner_in_the_loop_relabels_and_resumes(tmp_path):
+    # Â as a reward with the anchor (the mode with the most moving parts; greedy mode differs only in the builder's γ check).
+    extra = ["regret.mode=reward", "regret.anchor_steps=20"]
     from experiments.train import Trainer
     from tests.test_training import tiny
 
