@@ -2,7 +2,7 @@
 
 A round (B-Pref's ``learn_reward``): draw a pool of candidate pairs from recent
 transitions, let the query strategy pick ``n``, persist the chosen segments and queries,
-have the teacher label them (each label committed as it arrives), measure the learner's
+have the teacher answer them (each label committed as it arrives), measure the learner's
 accuracy on those new labels *before* it trains on them (a genuinely held-out accuracy),
 then update the learner on every label so far.
 
@@ -139,8 +139,7 @@ class FeedbackLoop:
         left = left.with_ids(self.store.add_segments(left))
         right = right.with_ids(self.store.add_segments(right))
         query_ids = self.store.add_queries(left.ids, right.ids, self.round_index, self.teacher.name)
-        labels = self.teacher.label(left, right, self.rng)
-        self.store.add_labels(query_ids, labels, self.teacher.name)
+        labels = self.teacher.answer(query_ids, left, right, self.rng, self.store)
 
         metrics: dict[str, float] = {
             "teacher/asked": float(self.asked),
@@ -201,8 +200,8 @@ class FeedbackLoop:
         if not pending:
             return 0
         query_ids, left_ids, right_ids = (np.asarray(c) for c in zip(*pending))
-        labels = self.teacher.label(self.store.segment_batch(left_ids), self.store.segment_batch(right_ids), self.rng)
-        self.store.add_labels(query_ids, labels, self.teacher.name)
+        left, right = self.store.segment_batch(left_ids), self.store.segment_batch(right_ids)
+        labels = self.teacher.answer(query_ids, left, right, self.rng, self.store)
         return len(query_ids)
 
     # ----------------------------------------------------------------- resume

@@ -1,10 +1,16 @@
-"""The durable preference store (SQLite, append-only).
+"""The durable preference store (append-only), on any SQLAlchemy database.
 
 Every segment that was ever shown, every query that was ever asked and every label that
 was ever given is written — and committed — the moment it exists, so a run killed at any
 point resumes with all of them. Labels are never pickled: each row keeps the query, both
 segment ids, the choice, whether left/right were swapped on screen, the annotator, and
 when the pair was shown and answered.
+
+A store is a SQLite file by default; any SQLAlchemy URL works too, e.g.
+``postgresql+psycopg://host/db`` for a labeling deployment shared by many annotators
+(see :mod:`pbrl.database` for the tables and the engine settings). The human-labeling
+tables (annotators, the label queue, assignments) are versioned with the rest;
+:mod:`pbrl.labeling.assignments` owns the logic that uses them.
 
 Label convention everywhere in pbrl: ``label = P[left ≻ right]`` — 1.0 left is better,
 0.0 right is better, 0.5 equally good; a skipped query stores ``label = NULL, skipped = 1``.
@@ -13,37 +19,26 @@ Label convention everywhere in pbrl: ``label = P[left ≻ right]`` — 1.0 left 
 from __future__ import annotations
 
 import io
-import sqlite3
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection, Row, Table, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
 
+from pbrl.database import (
+    METADATA, SCHEMA_VERSION, labels_table, make_engine, meta_table, queries_table, segments_table,
+)
 from pbrl.segments import PreferenceDataset, Provenance, SegmentBatch, Segments, SegmentTruth
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY, env_id TEXT NOT NULL, episode INTEGER NOT NULL, start INTEGER NOT NULL,
-    length INTEGER NOT NULL, data BLOB NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS queries (
-    id INTEGER PRIMARY KEY, round INTEGER NOT NULL, left_id INTEGER NOT NULL REFERENCES segments(id),
-    right_id INTEGER NOT NULL REFERENCES segments(id), teacher TEXT NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS labels (
-    id INTEGER PRIMARY KEY, query_id INTEGER NOT NULL REFERENCES queries(id), label REAL,
-    skipped INTEGER NOT NULL, annotator TEXT NOT NULL, swapped INTEGER NOT NULL DEFAULT 0,
-    shown_at REAL, answered_at REAL NOT NULL, note TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS labels_by_query ON labels(query_id);
-"""
-
-_SEGMENT_ARRAYS = ("obs", "actions", "next_obs", "true_rewards", "successes", "sim_states")
 
 
 class CorruptStoreError(RuntimeError):
-    """The preference store file exists but cannot be read as a pbrl store."""
+    """The preference store exists but cannot be read as a pbrl store."""
 
 
 @dataclass(frozen=True)
@@ -76,89 +71,116 @@ def _decode(blob: bytes, segment_id: int, path: str) -> dict[str, np.ndarray]:
         ) from error
 
 
+def check_label(label: float | None) -> float | None:
+    """``label`` as stored: 0, ½ or 1, or ``None`` for a skip (``None`` or NaN); anything else is refused."""
+    if label is None or bool(np.isnan(label)):
+        return None
+    if label not in (0.0, 0.5, 1.0):
+        raise ValueError(f"label must be 0, 0.5, 1 or None (skip), got {label!r}")
+    return float(label)
+
+
 class PreferenceStore:
-    """Segments, queries and labels in one SQLite file (``":memory:"`` for tests)."""
+    """Segments, queries and labels in one database: a SQLite path (``":memory:"`` for tests) or a SQLAlchemy URL."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(self.path)
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        if "://" in self.path:
+            self.path = self.engine.url.render_as_string(hide_password=True)
+        kind = "SQLite" if self.sqlite else self.engine.dialect.name
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._check_integrity()
-            self._db.executescript(_SCHEMA)
+            if self.sqlite:
+                self._check_integrity()
+            METADATA.create_all(self.engine)
             self._check_version()
-        except sqlite3.DatabaseError as error:
+        except DBAPIError as error:
+            self.engine.dispose()
             raise CorruptStoreError(
-                f"preference store {self.path} is not a readable SQLite database ({error}). "
+                f"preference store {self.path} is not a readable {kind} database ({error.orig}). "
                 "pbrl did not modify it; move it aside (or restore a backup) and resume again."
             ) from error
         self._segment_cache: dict[int, dict[str, np.ndarray]] = {}
 
+    # --------------------------------------------------------------- plumbing
+    def read(self, statement: Executable | str, params: dict[str, Any] | None = None) -> list[Row]:
+        """Run one read (a Core statement, or SQL text) and return every row."""
+        with self.engine.connect() as connection:
+            return list(connection.execute(text(statement) if isinstance(statement, str) else statement, params or {}))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction, committed (durably) on exit; concurrent writers wait their turn."""
+        with self.engine.connect() as connection:
+            connection.execution_options(pbrl_write=True)
+            with connection.begin():
+                yield connection
+
+    @property
+    def _db(self) -> PreferenceStore:
+        """Ad-hoc reads as with the sqlite3 store this replaced: ``store._db.execute("SELECT …")``."""
+        return self
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """An ad-hoc read in SQL text (debugging, notebooks)."""
+        return self.read(sql, params)
+
     # --------------------------------------------------------------- integrity
     def _check_integrity(self) -> None:
-        result = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        result = self.read("PRAGMA quick_check")[0][0]
         if result != "ok":
             raise CorruptStoreError(f"preference store {self.path} failed SQLite's integrity check: {result}")
 
     def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            with self._db:
-                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
+        version = self.get_meta("schema_version")
+        if version is not None and int(version) > SCHEMA_VERSION:
             raise CorruptStoreError(
-                f"preference store {self.path} has schema version {row[0]}, this pbrl reads version {SCHEMA_VERSION}"
+                f"preference store {self.path} has schema version {version}, this pbrl reads version {SCHEMA_VERSION}"
             )
+        if version is None or int(version) < SCHEMA_VERSION:  # new, or v1: create_all added the v2 tables
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
-        self._db.close()
+        self.engine.dispose()
 
     # --------------------------------------------------------------- writing
     def add_segments(self, batch: SegmentBatch) -> np.ndarray:
         """Persist segments (with truth and simulator states) and return their ids."""
-        now = time.time()
-        ids = []
-        with self._db:
-            for i in range(len(batch)):
-                arrays = {
-                    "obs": batch.segments.obs[i],
-                    "actions": batch.segments.actions[i],
-                    "next_obs": batch.segments.next_obs[i],
-                    "true_rewards": batch.truth.rewards[i],
-                    "successes": batch.truth.successes[i],
-                }
-                if batch.provenance.sim_states is not None:
-                    arrays["sim_states"] = batch.provenance.sim_states[i]
-                cursor = self._db.execute(
-                    "INSERT INTO segments (env_id, episode, start, length, data, created_at) VALUES (?,?,?,?,?,?)",
-                    (
-                        batch.provenance.env_id,
-                        int(batch.provenance.episode[i]),
-                        int(batch.provenance.start[i]),
-                        batch.segments.length,
-                        _encode(arrays),
-                        now,
-                    ),
-                )
-                ids.append(cursor.lastrowid)
-                self._segment_cache[cursor.lastrowid] = arrays
+        now, rows, arrays = time.time(), [], []
+        for i in range(len(batch)):
+            item = {
+                "obs": batch.segments.obs[i],
+                "actions": batch.segments.actions[i],
+                "next_obs": batch.segments.next_obs[i],
+                "true_rewards": batch.truth.rewards[i],
+                "successes": batch.truth.successes[i],
+            }
+            if batch.provenance.sim_states is not None:
+                item["sim_states"] = batch.provenance.sim_states[i]
+            arrays.append(item)
+            rows.append({
+                "env_id": batch.provenance.env_id, "episode": int(batch.provenance.episode[i]),
+                "start": int(batch.provenance.start[i]), "length": batch.segments.length,
+                "data": _encode(item), "created_at": now,
+            })
+        ids = self._insert_many(segments_table, rows)
+        self._segment_cache.update(zip(ids, arrays))
         return np.asarray(ids, dtype=np.int64)
 
     def add_queries(self, left_ids: np.ndarray, right_ids: np.ndarray, round_index: int, teacher: str) -> np.ndarray:
         """Record asked pairs (before any answer) and return their query ids."""
         now = time.time()
-        with self._db:
-            ids = [
-                self._db.execute(
-                    "INSERT INTO queries (round, left_id, right_id, teacher, created_at) VALUES (?,?,?,?,?)",
-                    (round_index, int(a), int(b), teacher, now),
-                ).lastrowid
-                for a, b in zip(left_ids, right_ids)
-            ]
-        return np.asarray(ids, dtype=np.int64)
+        rows = [{"round": round_index, "left_id": int(a), "right_id": int(b), "teacher": teacher, "created_at": now}
+                for a, b in zip(left_ids, right_ids)]
+        return np.asarray(self._insert_many(queries_table, rows), dtype=np.int64)
+
+    def _insert_many(self, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+        if not rows:
+            return []
+        with self.transaction() as connection:
+            result = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+            return [int(row[0]) for row in result]
 
     def add_label(
         self,
@@ -171,17 +193,21 @@ class PreferenceStore:
         note: str = "",
     ) -> int:
         """Commit one answer; ``label=None`` (or NaN) records a skip."""
-        skipped = label is None or bool(np.isnan(label))
-        if not skipped and label not in (0.0, 0.5, 1.0):
-            raise ValueError(f"label must be 0, 0.5, 1 or None (skip), got {label!r}")
-        with self._db:
-            cursor = self._db.execute(
-                "INSERT INTO labels (query_id, label, skipped, annotator, swapped, shown_at, answered_at, note) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (int(query_id), None if skipped else float(label), int(skipped), annotator, int(swapped),
-                 shown_at, time.time(), note),
+        value = check_label(label)
+        with self.transaction() as connection:
+            return self.insert_label(
+                connection, query_id, value, annotator, swapped=swapped, shown_at=shown_at, note=note
             )
-        return int(cursor.lastrowid)
+
+    @staticmethod
+    def insert_label(
+        connection: Connection, query_id: int, label: float | None, annotator: str, *,
+        swapped: bool = False, shown_at: float | None = None, note: str = "",
+    ) -> int:
+        """Insert a checked label (see :func:`check_label`) inside a caller's :meth:`transaction`; returns its id."""
+        row = {"query_id": int(query_id), "label": label, "skipped": int(label is None), "annotator": annotator,
+               "swapped": int(swapped), "shown_at": shown_at, "answered_at": time.time(), "note": note}
+        return int(connection.execute(insert(labels_table).returning(labels_table.c.id), row).scalar_one())
 
     def add_labels(self, query_ids: np.ndarray, labels: np.ndarray, annotator: str) -> None:
         """Commit a batch of answers from one annotator (NaN = skip) — each row durable on return."""
@@ -190,38 +216,42 @@ class PreferenceStore:
 
     # --------------------------------------------------------------- reading
     def counts(self) -> StoreCounts:
-        asked = self._db.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
-        labeled, skipped = self._db.execute(
-            "SELECT COALESCE(SUM(1 - skipped), 0), COALESCE(SUM(skipped), 0) FROM "
-            "(SELECT query_id, MIN(skipped) AS skipped FROM labels GROUP BY query_id)"
-        ).fetchone()
+        asked = self.read(select(func.count()).select_from(queries_table))[0][0]
+        labels = labels_table.c
+        sub = select(labels.query_id, func.min(labels.skipped).label("skipped")).group_by(labels.query_id).subquery()
+        labeled, skipped = self.read(
+            select(func.coalesce(func.sum(1 - sub.c.skipped), 0), func.coalesce(func.sum(sub.c.skipped), 0))
+        )[0]
         return StoreCounts(int(asked), int(labeled), int(skipped))
 
     def last_round(self) -> int:
-        row = self._db.execute("SELECT MAX(round) FROM queries").fetchone()
-        return -1 if row[0] is None else int(row[0])
+        value = self.read(select(func.max(queries_table.c.round)))[0][0]
+        return -1 if value is None else int(value)
 
     def label_rows(self, min_label_id: int = 0) -> list[tuple[int, int, int, int, float]]:
         """Non-skipped labels as ``(label_id, query_id, left_id, right_id, label)``, oldest first."""
-        return self._db.execute(
-            "SELECT l.id, q.id, q.left_id, q.right_id, l.label FROM labels l JOIN queries q ON q.id = l.query_id "
-            "WHERE l.skipped = 0 AND l.id >= ? ORDER BY l.id",
-            (min_label_id,),
-        ).fetchall()
+        labels, queries = labels_table.c, queries_table.c
+        statement = (
+            select(labels.id, queries.id, queries.left_id, queries.right_id, labels.label)
+            .join_from(labels_table, queries_table, queries.id == labels.query_id)
+            .where(labels.skipped == 0, labels.id >= min_label_id)
+            .order_by(labels.id)
+        )
+        return [tuple(row) for row in self.read(statement)]
 
     def pending_queries(self) -> list[tuple[int, int, int]]:
         """Asked queries with no answer yet, as ``(query_id, left_id, right_id)``."""
-        return self._db.execute(
-            "SELECT q.id, q.left_id, q.right_id FROM queries q LEFT JOIN labels l ON l.query_id = q.id "
-            "WHERE l.id IS NULL ORDER BY q.id"
-        ).fetchall()
+        queries = queries_table.c
+        answered = select(labels_table.c.id).where(labels_table.c.query_id == queries.id).exists()
+        statement = select(queries.id, queries.left_id, queries.right_id).where(~answered).order_by(queries.id)
+        return [tuple(row) for row in self.read(statement)]
 
     def _segment_arrays(self, segment_id: int) -> dict[str, np.ndarray]:
         if segment_id not in self._segment_cache:
-            row = self._db.execute("SELECT data FROM segments WHERE id = ?", (segment_id,)).fetchone()
-            if row is None:
+            rows = self.read(select(segments_table.c.data).where(segments_table.c.id == segment_id))
+            if not rows:
                 raise CorruptStoreError(f"preference store {self.path} has a label for missing segment {segment_id}")
-            self._segment_cache[segment_id] = _decode(row[0], segment_id, self.path)
+            self._segment_cache[segment_id] = _decode(rows[0][0], segment_id, self.path)
         return self._segment_cache[segment_id]
 
     def segments(self, ids: np.ndarray) -> Segments:
@@ -229,16 +259,11 @@ class PreferenceStore:
         items = [self._segment_arrays(int(i)) for i in ids]
         return Segments(*(np.stack([item[name] for item in items]) for name in ("obs", "actions", "next_obs")))
 
-    def segment_batch(self, ids: np.ndarray) -> SegmentBatch:
+    def segment_batch(self, ids: Sequence[int] | np.ndarray) -> SegmentBatch:
         """Stored segments with truth and provenance (for teachers, rendering, metrics)."""
         ids = np.asarray(ids, dtype=np.int64)
-        rows = {
-            r[0]: r[1:]
-            for r in self._db.execute(
-                f"SELECT id, env_id, episode, start FROM segments WHERE id IN ({','.join('?' * len(ids))})",
-                [int(i) for i in ids],
-            )
-        }
+        columns = (segments_table.c.id, segments_table.c.env_id, segments_table.c.episode, segments_table.c.start)
+        rows = {r[0]: r[1:] for r in self.read(select(*columns).where(segments_table.c.id.in_([int(i) for i in ids])))}
         items = [self._segment_arrays(int(i)) for i in ids]
         stack = lambda name: np.stack([item[name] for item in items])  # noqa: E731
         return SegmentBatch(
@@ -258,14 +283,15 @@ class PreferenceStore:
         rows = self.label_rows(min_label_id)
         if not rows:
             raise ValueError(f"preference store {self.path} holds no labels yet")
-        label_ids, _, left, right, labels = (np.asarray(c) for c in zip(*rows))
-        data = PreferenceDataset(self.segments(left), self.segments(right), labels.astype(np.float32))
+        label_ids, _, left, right, values = (np.asarray(c) for c in zip(*rows))
+        data = PreferenceDataset(self.segments(left), self.segments(right), values.astype(np.float32))
         return data, label_ids.astype(np.int64)
 
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        rows = self.read(select(meta_table.c.value).where(meta_table.c.key == key))
+        return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        with self.transaction() as connection:
+            if connection.execute(update(meta_table).where(meta_table.c.key == key).values(value=value)).rowcount == 0:
+                connection.execute(insert(meta_table).values(key=key, value=value))

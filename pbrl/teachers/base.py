@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from pbrl.segments import SegmentBatch
+from pbrl.store import PreferenceStore
 
 
 class Teacher(ABC):
@@ -23,6 +24,21 @@ class Teacher(ABC):
     @abstractmethod
     def label(self, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator) -> np.ndarray:
         """Answer ``len(left)`` queries at once."""
+
+    def answer(
+        self, query_ids: np.ndarray, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator,
+        store: PreferenceStore,
+    ) -> np.ndarray:
+        """Answer queries already persisted in ``store`` and make sure their labels are in it.
+
+        The loop calls this, never :meth:`label` directly. The default labels at once and
+        commits the labels under this teacher's name; a teacher whose answers reach the
+        store by another way (people on a web page) overrides it, waits for them, and
+        returns one label per query (NaN where none came).
+        """
+        labels = self.label(left, right, rng)
+        store.add_labels(query_ids, labels, self.name)
+        return labels
 
     def calibrate(self, mean_segment_return: float) -> None:
         """Called before each round with the mean true return of a segment-length slice
