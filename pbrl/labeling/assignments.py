@@ -1,0 +1,254 @@
+"""Who labels what: annotators and their tokens, the label queue, assignments and submissions.
+
+All of it lives in the preference store, so a labeling server can be restarted (or a
+second one started against the same store) without losing a queued pair, an open
+assignment or a label.
+
+* An **annotator** is a name with an unguessable token (the token goes in their link).
+* The **label queue** holds the queries that people should answer, each wanting
+  ``needed`` annotators (k annotators per pair).
+* An **assignment** gives one queued query to one annotator, with the left/right order
+  they see (randomly swapped, to cancel position bias). An annotator keeps their open
+  assignment until they answer it (a reload shows the same pair again); an assignment
+  left open for longer than the lease no longer holds the query's place, so someone
+  else may take it.
+* A **submission** answers an assignment exactly once: a retried submission with the
+  same ``request_id`` is acknowledged again without a second label, a different answer
+  to an answered assignment is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from sqlalchemy import func, insert, or_, select, update
+
+from pbrl.database import annotators_table, assignments_table, labels_table, queries_table, queue_table
+from pbrl.store import PreferenceStore
+
+CHOICES: dict[str, float | None] = {"left": 1.0, "right": 0.0, "equal": 0.5, "skip": None}
+"""On-screen answers and their label ``P[shown left ≻ shown right]`` (``None``: can't tell)."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class LabelingError(Exception):
+    """A request the labeling API refuses; ``status`` is its HTTP status code."""
+
+    status = 400
+
+
+class UnknownPair(LabelingError):
+    status = 404
+
+
+class NotAssigned(LabelingError):
+    status = 403
+
+
+class AlreadyLabeled(LabelingError):
+    status = 409
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A queued query as one annotator sees it: ``shown_left`` / ``shown_right`` are segment ids on screen."""
+
+    query_id: int
+    round: int
+    shown_left: int
+    shown_right: int
+    swapped: bool
+
+
+class QueuedQuery(NamedTuple):
+    """A query in the label queue: its pair, and how many answers it wants and has."""
+
+    query_id: int
+    round: int
+    left_id: int
+    right_id: int
+    needed: int
+    answered: int
+
+    @property
+    def missing(self) -> int:
+        return max(self.needed - self.answered, 0)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An acknowledged answer: the label's id, and whether it had been stored by an earlier try."""
+
+    label_id: int
+    duplicate: bool
+
+
+class LabelQueue:
+    """The labeling state of one preference store."""
+
+    def __init__(self, store: PreferenceStore, lease: float = 600.0, seed: int | None = None) -> None:
+        self.store, self.lease = store, lease
+        self.rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ annotators
+    def add_annotator(self, name: str) -> str:
+        """Register ``name`` (letters, digits, ``_.-``) and return its token; an existing name keeps its token."""
+        if not _NAME.match(name):
+            raise ValueError(f"annotator name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        with self.store.transaction() as connection:
+            c = annotators_table.c
+            token = connection.execute(select(c.token).where(c.name == name)).scalar()
+            if token is None:
+                token = secrets.token_urlsafe(24)
+                connection.execute(insert(annotators_table).values(name=name, token=token, created_at=time.time()))
+        return token
+
+    def annotators(self) -> dict[str, str]:
+        """Every annotator's name and token."""
+        return dict(self.store.read(select(annotators_table.c.name, annotators_table.c.token)))
+
+    def annotator_for(self, token: str) -> str | None:
+        """The annotator a token belongs to, or ``None``."""
+        rows = self.store.read(select(annotators_table.c.name).where(annotators_table.c.token == token))
+        return rows[0][0] if rows else None
+
+    # ------------------------------------------------------------------ the queue
+    def enqueue(self, query_ids: np.ndarray, needed: int) -> None:
+        """Queue stored queries for ``needed`` annotators each (queries already queued are left as they are)."""
+        ids = [int(i) for i in query_ids]
+        with self.store.transaction() as connection:
+            q = queue_table.c
+            queued = set(connection.execute(select(q.query_id).where(q.query_id.in_(ids))).scalars())
+            rows = [{"query_id": i, "needed": needed, "queued_at": time.time()} for i in ids if i not in queued]
+            if rows:
+                connection.execute(insert(queue_table), rows)
+
+    def next_for(self, annotator: str) -> Assignment | None:
+        """The annotator's open assignment, else a new one on the newest round's first query they can take."""
+        a, q, queries = assignments_table.c, queue_table.c, queries_table.c
+        now = time.time()
+        with self.store.transaction() as connection:
+            open_query = connection.execute(
+                select(a.query_id).where(a.annotator == annotator, a.label_id.is_(None)).order_by(a.id).limit(1)
+            ).scalar()
+            if open_query is None:
+                mine = select(a.id).where(a.query_id == q.query_id, a.annotator == annotator).exists()
+                holding = (
+                    select(func.count()).select_from(assignments_table)
+                    .where(a.query_id == q.query_id, or_(a.label_id.is_not(None), a.assigned_at > now - self.lease))
+                    .scalar_subquery()
+                )
+                open_query = connection.execute(
+                    select(q.query_id).join_from(queue_table, queries_table, queries.id == q.query_id)
+                    .where(~mine, holding < q.needed).order_by(queries.round.desc(), q.query_id).limit(1)
+                    .with_for_update()
+                ).scalar()
+                if open_query is None:
+                    return None
+                swapped = int(self.rng.integers(2))
+                connection.execute(insert(assignments_table).values(
+                    query_id=open_query, annotator=annotator, swapped=swapped, assigned_at=now))
+            row = connection.execute(
+                select(queries.round, queries.left_id, queries.right_id, a.swapped)
+                .join_from(queries_table, assignments_table, a.query_id == queries.id)
+                .where(queries.id == open_query, a.annotator == annotator)
+            ).one()
+        round_index, left, right, swapped = row
+        shown = (right, left) if swapped else (left, right)
+        return Assignment(int(open_query), int(round_index), int(shown[0]), int(shown[1]), bool(swapped))
+
+    def submit(self, annotator: str, query_id: int, choice: str, request_id: str, note: str = "") -> Submission:
+        """Store an annotator's on-screen ``choice`` (see :data:`CHOICES`) for their assignment, exactly once."""
+        if choice not in CHOICES:
+            raise ValueError(f"choice must be one of {sorted(CHOICES)}, got {choice!r}")
+        a = assignments_table.c
+        with self.store.transaction() as connection:
+            if connection.execute(select(queries_table.c.id).where(queries_table.c.id == query_id)).first() is None:
+                raise UnknownPair(f"pair {query_id} does not exist")
+            assignment = connection.execute(
+                select(a.id, a.swapped, a.assigned_at, a.label_id, a.request_id)
+                .where(a.query_id == query_id, a.annotator == annotator)
+            ).first()
+            if assignment is None:
+                raise NotAssigned(f"pair {query_id} is not assigned to {annotator}; ask /api/next for your pair")
+            if assignment.label_id is not None:
+                if assignment.request_id == request_id:
+                    return Submission(int(assignment.label_id), duplicate=True)
+                raise AlreadyLabeled(f"pair {query_id} already has {annotator}'s label; a second one is not accepted")
+            label = CHOICES[choice]
+            if label is not None and assignment.swapped:
+                label = 1.0 - label  # the store's label compares the query's left and right, not the screen's
+            label_id = self.store.insert_label(
+                connection, query_id, label, annotator, swapped=bool(assignment.swapped),
+                shown_at=assignment.assigned_at, note=note,
+            )
+            connection.execute(update(assignments_table).where(a.id == assignment.id)
+                               .values(label_id=label_id, request_id=request_id))
+        return Submission(label_id, duplicate=False)
+
+    def shows(self, annotator: str, segment_id: int) -> bool:
+        """Whether one of the annotator's assignments shows this segment (videos are served only then)."""
+        a, queries = assignments_table.c, queries_table.c
+        statement = (
+            select(a.id).join_from(assignments_table, queries_table, queries.id == a.query_id)
+            .where(a.annotator == annotator, or_(queries.left_id == segment_id, queries.right_id == segment_id))
+            .limit(1)
+        )
+        return bool(self.store.read(statement))
+
+    # ------------------------------------------------------------------ state
+    def status(self, query_ids: np.ndarray | None = None) -> list[QueuedQuery]:
+        """Queued queries (all, or these) in the order they are handed out, with their answer counts."""
+        a, q, queries = assignments_table.c, queue_table.c, queries_table.c
+        answered = (
+            select(func.count()).select_from(assignments_table)
+            .where(a.query_id == q.query_id, a.label_id.is_not(None)).scalar_subquery()
+        )
+        statement = (
+            select(q.query_id, queries.round, queries.left_id, queries.right_id, q.needed, answered)
+            .join_from(queue_table, queries_table, queries.id == q.query_id)
+            .order_by(queries.round.desc(), q.query_id)
+        )
+        if query_ids is not None:
+            statement = statement.where(q.query_id.in_([int(i) for i in query_ids]))
+        return [QueuedQuery(*(int(v) for v in row)) for row in self.store.read(statement)]
+
+    def missing(self, query_ids: np.ndarray) -> int:
+        """How many answers these queued queries still want (0: the round's quota is met)."""
+        return sum(row.missing for row in self.status(query_ids))
+
+    def consensus(self, query_ids: np.ndarray) -> np.ndarray:
+        """One label per query from all its labels: the side they prefer on average, ½ on a tie, NaN if none."""
+        c = labels_table.c
+        rows = self.store.read(
+            select(c.query_id, func.avg(c.label)).where(c.query_id.in_([int(i) for i in query_ids]), c.skipped == 0)
+            .group_by(c.query_id)
+        )
+        mean = {int(query): float(value) for query, value in rows}
+        return np.array([np.nan if int(i) not in mean else float(np.sign(mean[int(i)] - 0.5) / 2 + 0.5)
+                         for i in query_ids])
+
+    def progress(self, annotator: str) -> dict[str, object]:
+        """Counters for the page: the annotator's answers, the newest round's quota, the whole budget."""
+        a = assignments_table.c
+        yours = self.store.read(
+            select(func.count()).select_from(assignments_table).where(a.annotator == annotator, a.label_id.is_not(None))
+        )[0][0]
+        status = self.status()
+        newest = max((row.round for row in status), default=None)
+        rows = [row for row in status if row.round == newest]
+        quota = sum(row.needed for row in rows)
+        counts = self.store.counts()
+        budget = self.store.get_meta("label_budget")
+        return {
+            "yours": int(yours),
+            "round": {"index": newest, "done": quota - sum(row.missing for row in rows), "quota": quota},
+            "budget": {"answered": counts.labeled + counts.skipped, "asked": counts.asked,
+                       "total": int(budget) if budget else None},
+        }
