@@ -131,3 +131,15 @@ def test_resume_after_a_kill_between_the_checkpoint_renames(tmp_path):
     assert trainer.model.num_timesteps == 400  # the last complete checkpoint, not a fresh agent
     trainer.train()
     assert trainer.model.num_timesteps == 500 and not (tmp_path / "checkpoint.tmp").exists()
+
+
+def test_pref_ppo_resumes_with_its_reward_normalisation(tmp_path):
+    config = tiny(tmp_path, "method=pref-ppo", "ppo.n_envs=2", "ppo.n_steps=64", "steps=512", "feedback.first_query_step=128")
+    first = Trainer(config, tmp_path)
+    first.train()
+    ret_rms = first.model.get_env().ret_rms.var.copy()
+    resumed = Trainer(resume_config(tmp_path, {"steps": 768}), tmp_path, resume=True)
+    np.testing.assert_allclose(resumed.model.get_env().ret_rms.var, ret_rms)
+    resumed.train()
+    assert resumed.model.num_timesteps == 768
+    assert PreferenceStore(tmp_path / "preferences.sqlite").counts().asked == 15
