@@ -33,7 +33,7 @@ _SHORTCUTS = {  # CLI flag -> dotted config key
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (see experiments/configs/)")
     parser.add_argument("--env", help="environment id, e.g. gym:HalfCheetah-v5, metaworld:door-open-v3, dmc:walker-walk")
-    parser.add_argument("--method", help="pebble | pref-ppo | sac")
+    parser.add_argument("--method", help="pebble | pref-ppo | sac | cpl | ipl | bc")
     parser.add_argument("--teacher", help="synthetic teacher preset: oracle, stoc, mistake, skip, equal, myopic")
     parser.add_argument("--feedback", type=int, help="total query budget")
     parser.add_argument("--query", help="query strategy name")
@@ -61,6 +61,11 @@ def _train(args: argparse.Namespace) -> int:
     if (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir} already holds a run; continue it with `pbrl resume {run_dir}` or pick another --run-dir")
     print(f"pbrl: training {config.method} on {config.env} for {config.steps} steps → {run_dir}", flush=True)
+    if config.method in ("cpl", "ipl", "bc"):  # reward-free: a plain loop, no SB3 agent (experiments/reward_free.py)
+        from experiments.reward_free import RewardFreeTrainer
+
+        print(format_summary(RewardFreeTrainer(config, run_dir).train(), run_dir, config.method, config.env))
+        return 0
     summary = Trainer(config, run_dir).train()
     print(format_summary(summary, run_dir, config.method, config.env))
     return 0
@@ -112,6 +117,14 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect(args: argparse.Namespace) -> int:
+    from experiments.collect import CollectConfig, collect
+
+    data = load_yaml(args.config) if args.config else {}
+    collect(from_dict(CollectConfig, apply_overrides(data, list(args.set))))
+    return 0
+
+
 def _envs(_: argparse.Namespace) -> int:
     import envs
 
@@ -150,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--metric", default="eval/true_return")
     report.set_defaults(func=_report)
     sub.add_parser("envs", help="list supported environment ids").set_defaults(func=_envs)
+    collect = sub.add_parser("collect", help="make an offline preference dataset (expert, mixed-quality rollouts, labels)")
+    collect.add_argument("--config", help="YAML with CollectConfig keys (see experiments/collect.py)")
+    collect.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any collect key (repeatable)")
+    collect.set_defaults(func=_collect)
 
     args = parser.parse_args(argv)
     try:

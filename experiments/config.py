@@ -21,12 +21,14 @@ from agents.config import PPOConfig, SACConfig
 from pbrl.feedback import FeedbackConfig
 from pbrl.learners.advantage import AdvantageConfig
 from pbrl.learners.bradley_terry import BTEnsembleConfig
+from pbrl.learners.cpl import CPLConfig
 from pbrl.learners.hindsight_prior import HindsightPriorConfig
+from pbrl.learners.ipl import IPLConfig
 from pbrl.learners.reed import REEDConfig
 from pbrl.query import QueryConfig
 from pbrl.teachers.synthetic import PRESETS, SyntheticTeacherConfig
 
-METHODS = ("pebble", "pref-ppo", "sac")
+METHODS = ("pebble", "pref-ppo", "sac", "cpl", "ipl", "bc")
 
 
 class ConfigError(ValueError):
@@ -67,13 +69,33 @@ class TeacherConfig:
 
 
 @dataclass(frozen=True)
+class RewardFreeConfig:
+    """Reward-free methods (method=cpl, ipl, bc; see experiments/reward_free.py)."""
+
+    dataset: str | None = None
+    """Offline: an HDF5 dataset made by `pbrl collect` (steps and eval_interval then count gradient steps); None = online."""
+    holdout: float = 0.1
+    """Offline: share of the dataset's pairs never trained on, for the held-out preference accuracy."""
+    action_noise: float = 0.1
+    """Online: std of the Gaussian noise added to the policy's mean action while collecting (normalised actions)."""
+    update_interval: int | None = None
+    """Online: env steps between extra learner updates after the first feedback round (None = at feedback rounds only)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout < 1.0 or self.action_noise < 0:
+            raise ValueError("reward_free.holdout must be in [0, 1) and reward_free.action_noise ≥ 0")
+        if self.update_interval is not None and self.update_interval < 1:
+            raise ValueError(f"reward_free.update_interval must be ≥ 1 or None, got {self.update_interval}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A preference-based RL training run."""
 
     env: str = "gym:HalfCheetah-v5"
     """Environment id: gym:<MuJoCo-v5 id>, metaworld:<task>-v3 or dmc:<domain>-<task>."""
     method: str = "pebble"
-    """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback)."""
+    """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback); reward-free (experiments/reward_free.py): cpl, ipl, bc (behaviour cloning), offline with reward_free.dataset or online."""
     learner: str = "bt"
     """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble), 'regret' (optimal advantage Â, Knox et al.), 'hprior' (Hindsight PRIOR), 'reed' (REED's dynamics-aware encoder)."""
     steps: int = 200_000
@@ -103,6 +125,9 @@ class TrainConfig:
     query: QueryConfig = field(default_factory=QueryConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    cpl: CPLConfig = field(default_factory=CPLConfig)
+    ipl: IPLConfig = field(default_factory=IPLConfig)
+    reward_free: RewardFreeConfig = field(default_factory=RewardFreeConfig)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

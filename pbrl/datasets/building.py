@@ -66,9 +66,10 @@ def label_dataset(
     return of the dataset's segments, the offline counterpart of the loop's recent episodes.
     """
     all_ids = np.arange(len(data.segment_episode))
-    teacher.calibrate(float(data.segment_batch(all_ids).truth.returns.mean()))
+    teacher.calibrate(float(data.segment_batch(all_ids, sim_states=False).truth.returns.mean()))
     labels = np.empty(len(data.left), dtype=np.float32)
     for i in range(0, len(labels), chunk):
         sl = slice(i, i + chunk)
-        labels[sl] = teacher.label(data.segment_batch(data.left[sl]), data.segment_batch(data.right[sl]), rng)
+        left, right = (data.segment_batch(ids[sl], sim_states=False) for ids in (data.left, data.right))
+        labels[sl] = teacher.label(left, right, rng)
     return replace(data, labels=labels)

@@ -92,8 +92,9 @@ class OfflinePreferenceData:
         first = self.episodes.start[self.segment_episode[ids]] + self.segment_start[ids]
         return first[:, None] + np.arange(self.segment_length)[None, :]
 
-    def segment_batch(self, ids: np.ndarray) -> SegmentBatch:
-        """Segments with truth and provenance (for teachers, rendering and metrics)."""
+    def segment_batch(self, ids: np.ndarray, sim_states: bool = True) -> SegmentBatch:
+        """Segments with truth and provenance (for teachers, rendering and metrics); ``sim_states=False``
+        leaves the simulator states out (teachers and learners never need them)."""
         ids = np.asarray(ids, dtype=np.int64)
         rows, ep = self.segment_rows(ids), self.episodes
         return SegmentBatch(
@@ -101,7 +102,7 @@ class OfflinePreferenceData:
             SegmentTruth(ep.rewards[rows], ep.successes[rows]),
             Provenance(
                 self.env_id, self.segment_episode[ids], self.segment_start[ids],
-                None if ep.sim_states is None else ep.sim_states[rows],
+                None if ep.sim_states is None or not sim_states else ep.sim_states[rows],
             ),
             ids,
         )
@@ -110,7 +111,7 @@ class OfflinePreferenceData:
         """The labeled (non-skipped) pairs as a learner dataset; learners see no true reward."""
         keep = ~np.isnan(self.labels)
         left, right = self.left[keep], self.right[keep]
-        segments = lambda ids: self.segment_batch(ids).segments  # noqa: E731
+        segments = lambda ids: self.segment_batch(ids, sim_states=False).segments  # noqa: E731
         return PreferenceDataset(segments(left), segments(right), self.labels[keep].astype(np.float32))
 
     # ------------------------------------------------------------------ HDF5
