@@ -18,6 +18,7 @@ from pbrl.learners.bradley_terry import BTEnsemble
 from pbrl.learners.hindsight_prior import HindsightPrior
 from pbrl.learners.reed import REED
 from pbrl.teachers.base import Teacher
+from pbrl.teachers.human import HumanTeacher
 from pbrl.teachers.regret import RegretTeacher
 from pbrl.teachers.synthetic import SyntheticTeacher
 
@@ -49,6 +50,14 @@ def _regret(config: TrainConfig, env: EnvSpec) -> Teacher:
     return RegretTeacher(advantage, config.teacher.synthetic(), name=f"regret:{config.teacher.preset}")
 
 
+def _human(config: TrainConfig, env: EnvSpec) -> Teacher:
+    from importlib.util import find_spec
+
+    if not all(find_spec(module) for module in ("fastapi", "uvicorn", "imageio_ffmpeg")):  # the web stack is an extra
+        raise ConfigError("teacher.type=human serves a labeling page: pip install -e '.[label]'")
+    return HumanTeacher(config.teacher.human, env.env_id, budget=config.feedback.budget)
+
+
 def _bradley_terry(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
     return BTEnsemble(env.obs_dim, env.act_dim, config.reward, config.seed)
 
@@ -71,7 +80,7 @@ def _reed(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
     return REED(env.obs_dim, env.act_dim, config.reward, config.reed, config.seed)
 
 
-TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic, "regret": _regret}
+TEACHERS: dict[str, TeacherBuilder] = {"synthetic": _synthetic, "regret": _regret, "human": _human}
 LEARNERS: dict[str, LearnerBuilder] = {"bt": _bradley_terry, "regret": _advantage, "hprior": _hindsight_prior, "reed": _reed}
 
 

@@ -5,6 +5,7 @@ Examples::
     pbrl train --env gym:HalfCheetah-v5 --method pebble --teacher oracle --feedback 1000 --steps 200000 --seed 0
     pbrl train --config experiments/configs/pebble_halfcheetah.yaml --set sac.device=cuda
     pbrl resume runs/gym-HalfCheetah-v5-pebble-s0-20261123-101500
+    pbrl train --env gym:HalfCheetah-v5 --teacher-type human          # people label on a web page the run serves
     pbrl config --describe
 """
 
@@ -17,11 +18,13 @@ from pathlib import Path
 import yaml
 
 from experiments.config import ConfigError, TrainConfig, apply_overrides, describe, from_dict, load_yaml, to_dict
+from experiments.label_cli import add_label_commands, start_labeling
 
 _SHORTCUTS = {  # CLI flag -> dotted config key
     "env": "env",
     "method": "method",
     "teacher": "teacher.preset",
+    "teacher_type": "teacher.type",
     "feedback": "feedback.budget",
     "steps": "steps",
     "seed": "seed",
@@ -35,6 +38,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", help="environment id, e.g. gym:HalfCheetah-v5, metaworld:door-open-v3, dmc:walker-walk")
     parser.add_argument("--method", help="pebble | pref-ppo | sac | cpl | ipl | bc")
     parser.add_argument("--teacher", help="synthetic teacher preset: oracle, stoc, mistake, skip, equal, myopic")
+    parser.add_argument("--teacher-type", dest="teacher_type", help="synthetic | regret | human (a labeling web page)")
     parser.add_argument("--feedback", type=int, help="total query budget")
     parser.add_argument("--query", help="query strategy name")
     parser.add_argument("--steps", type=int, help="total environment steps")
@@ -66,7 +70,9 @@ def _train(args: argparse.Namespace) -> int:
 
         print(format_summary(RewardFreeTrainer(config, run_dir).train(), run_dir, config.method, config.env))
         return 0
-    summary = Trainer(config, run_dir).train()
+    trainer = Trainer(config, run_dir)
+    start_labeling(trainer)
+    summary = trainer.train()
     print(format_summary(summary, run_dir, config.method, config.env))
     return 0
 
@@ -79,7 +85,9 @@ def _resume(args: argparse.Namespace) -> int:
     overrides = {"steps": args.steps} if args.steps else {}
     config = resume_config(run_dir, overrides)
     print(f"pbrl: resuming {run_dir} to {config.steps} steps", flush=True)
-    summary = Trainer(config, run_dir, resume=True).train()
+    trainer = Trainer(config, run_dir, resume=True)
+    start_labeling(trainer)
+    summary = trainer.train()
     print(format_summary(summary, run_dir, config.method, config.env))
     return 0
 
@@ -162,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("root")
     report.add_argument("--metric", default="eval/true_return")
     report.set_defaults(func=_report)
+    add_label_commands(sub)
     sub.add_parser("envs", help="list supported environment ids").set_defaults(func=_envs)
     collect = sub.add_parser("collect", help="make an offline preference dataset (expert, mixed-quality rollouts, labels)")
     collect.add_argument("--config", help="YAML with CollectConfig keys (see experiments/collect.py)")

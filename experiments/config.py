@@ -26,6 +26,7 @@ from pbrl.learners.hindsight_prior import HindsightPriorConfig
 from pbrl.learners.ipl import IPLConfig
 from pbrl.learners.reed import REEDConfig
 from pbrl.query import QueryConfig
+from pbrl.teachers.human import HumanTeacherConfig
 from pbrl.teachers.synthetic import PRESETS, SyntheticTeacherConfig
 
 METHODS = ("pebble", "pref-ppo", "sac", "cpl", "ipl", "bc")
@@ -40,7 +41,7 @@ class TeacherConfig:
     """Who labels the queries."""
 
     type: str = "synthetic"
-    """Teacher type (registered in experiments/builders.py): 'synthetic' (B-Pref scripted teacher), 'regret' (labels by an expert's optimal advantage; needs teacher.expert)."""
+    """Teacher type (registered in experiments/builders.py): 'synthetic' (B-Pref scripted teacher), 'regret' (labels by an expert's optimal advantage; needs teacher.expert), 'human' (people on a labeling web page the run serves; settings under teacher.human)."""
     preset: str = "oracle"
     """B-Pref preset: oracle, stoc, mistake, skip, equal, myopic (knobs below override it)."""
     beta: float | None = None
@@ -57,6 +58,7 @@ class TeacherConfig:
     """Regret teacher: path to a SAC agent trained on the true reward (checkpoint/agent.zip of a method=sac run)."""
     expert_samples: int = 16
     """Regret teacher: actions sampled from the expert's policy to estimate E_a'~π Q(s, a')."""
+    human: HumanTeacherConfig = field(default_factory=HumanTeacherConfig)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

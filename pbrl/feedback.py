@@ -201,7 +201,7 @@ class FeedbackLoop:
             return 0
         query_ids, left_ids, right_ids = (np.asarray(c) for c in zip(*pending))
         left, right = self.store.segment_batch(left_ids), self.store.segment_batch(right_ids)
-        labels = self.teacher.answer(query_ids, left, right, self.rng, self.store)
+        self.teacher.answer(query_ids, left, right, self.rng, self.store)
         return len(query_ids)
 
     # ----------------------------------------------------------------- resume

@@ -1,0 +1,99 @@
+"""``pbrl label-server`` and ``pbrl labels``: serve a run's labeling page, export its labels, agreement.
+
+    pbrl train --env gym:HalfCheetah-v5 --teacher-type human            # the run serves the page itself
+    pbrl label-server runs/my-run --add bob --add carol                  # the page of a run (or of a stopped one)
+    pbrl label-server runs/my-run --store postgresql+psycopg://host/prefs --host 0.0.0.0
+    pbrl labels runs/my-run --export labels.jsonl --agreement
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml
+from pbrl.store import PreferenceStore
+
+
+def add_label_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the labeling subcommands on the ``pbrl`` parser."""
+    server = sub.add_parser("label-server", help="serve a run's labeling page for human annotators; prints their links")
+    server.add_argument("run_dir", help="the run directory (its config.yaml gives env, render and server settings)")
+    server.add_argument("--store", help="SQLAlchemy URL of the preference store (default: RUN_DIR/preferences.sqlite)")
+    server.add_argument("--host", help="address to bind (default: teacher.human.host, 127.0.0.1)")
+    server.add_argument("--port", type=int, help="port (default: teacher.human.port, 8765; 0: any free port)")
+    server.add_argument("--add", action="append", default=[], metavar="NAME", help="add an annotator (repeatable)")
+    server.set_defaults(func=_label_server)
+    labels = sub.add_parser("labels", help="a run's label counts, export (JSONL with segments, or CSV), agreement")
+    labels.add_argument("run_dir")
+    labels.add_argument("--store", help="SQLAlchemy URL of the preference store (default: RUN_DIR/preferences.sqlite)")
+    labels.add_argument("--export", metavar="PATH", help="write every label to PATH (.jsonl or .csv)")
+    labels.add_argument("--agreement", action="store_true", help="print agreement between annotators")
+    labels.set_defaults(func=_labels)
+
+
+def start_labeling(trainer) -> None:  # noqa: ANN001 (experiments.train.Trainer; imported lazily by the CLI)
+    """With the human teacher, serve the labeling page from the start of the run (and print the links)."""
+    from pbrl.teachers.human import HumanTeacher
+
+    if trainer.loop is not None and isinstance(trainer.loop.teacher, HumanTeacher):
+        try:
+            trainer.loop.teacher.serve(trainer.store)
+        except RuntimeError as error:  # the port is taken
+            raise ConfigError(str(error)) from None
+
+
+def _run_config(run_dir: Path) -> TrainConfig:
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir} is not a pbrl run directory (no config.yaml)")
+    return from_dict(TrainConfig, load_yaml(run_dir / "config.yaml"))
+
+
+def _store(args: argparse.Namespace) -> PreferenceStore:
+    run_dir = Path(args.run_dir)
+    if args.store:
+        return PreferenceStore(args.store)
+    if not (run_dir / "preferences.sqlite").exists():
+        raise ConfigError(f"{run_dir} has no preferences.sqlite; give the run directory or --store URL")
+    return PreferenceStore(run_dir / "preferences.sqlite")
+
+
+def _label_server(args: argparse.Namespace) -> int:
+    try:
+        from pbrl.labeling.server import LabelServer, default_task
+    except ImportError:
+        raise ConfigError("the labeling server needs its web stack: pip install -e '.[label]'") from None
+    run_dir = Path(args.run_dir)
+    config = _run_config(run_dir)
+    human = config.teacher.human
+    store = _store(args)
+    cache_dir = human.cache_dir or str(run_dir / "videos")
+    server = LabelServer(store, cache_dir, human.task or default_task(config.env), human.render_settings(),
+                         args.host or human.host, human.port if args.port is None else args.port, human.lease)
+    try:
+        url = server.start()
+    except RuntimeError as error:  # the port is taken
+        raise ConfigError(str(error)) from None
+    print(f"pbrl: labeling page of {run_dir} at {url}/ — one link per annotator (Ctrl-C stops):", flush=True)
+    for who, link in server.links(list(human.annotators) + args.add).items():
+        print(f"pbrl:   {who}: {link}", flush=True)
+    if server.warning():
+        print(f"pbrl: warning: {server.warning()}", flush=True)
+    server.wait()
+    return 0
+
+
+def _labels(args: argparse.Namespace) -> int:
+    from pbrl.labeling.agreement import agreement
+    from pbrl.labeling.exchange import export_labels
+
+    store = _store(args)
+    if not args.export and not args.agreement:
+        counts = store.counts()
+        print(f"{counts.asked} queries asked, {counts.labeled} labeled, {counts.skipped} skipped, "
+              f"{counts.pending} pending")
+    if args.export:
+        print(f"pbrl: {export_labels(store, args.export)} labels → {args.export}")
+    if args.agreement:
+        print("\n".join(agreement(store).lines()))
+    return 0
