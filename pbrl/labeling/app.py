@@ -4,8 +4,8 @@ Every ``/api`` and ``/video`` request names its annotator by token — the
 ``Authorization: Bearer <token>`` header, or ``?token=`` (how a ``<video>`` element
 sends it) — and is refused with 401 without a valid one. Inputs are validated before
 anything is written: unknown pair 404, a pair not assigned to the caller 403, a second
-answer to an answered assignment 409, malformed JSON 400, a field out of its domain 422;
-a refused request leaves the store unchanged. Videos come only from the render cache
+answer to an answered assignment 409, a body that is not a JSON object 400, a field out
+of its domain 422; a refused request leaves the store unchanged. Videos come only from the render cache
 folder, by integer segment id, and only for segments of the caller's own assignments
 (HTTP Range supported, so browsers can seek). Responses carry a strict
 Content-Security-Policy; the page shows the task text as text, never as HTML.
@@ -32,7 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from pbrl.labeling.assignments import LabelingError, LabelQueue
-from pbrl.labeling.render import VideoCache
+from pbrl.labeling.render import Unrenderable, VideoCache
 
 STATIC = Path(__file__).parent / "static"
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
@@ -67,8 +67,8 @@ def create_app(queue: LabelQueue, cache: VideoCache, task: str, render_timeout: 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         problems = error.errors()
-        if any(p.get("type") == "json_invalid" for p in problems):
-            return JSONResponse({"detail": "malformed JSON body"}, status_code=400)
+        if any(p.get("type") == "json_invalid" or tuple(p.get("loc", ())) == ("body",) for p in problems):
+            return JSONResponse({"detail": "the body must be a JSON object: {pair, choice, request_id, note}"}, 400)
         where = "; ".join(f"{'.'.join(str(x) for x in p.get('loc', ()))}: {p.get('msg')}" for p in problems)
         return JSONResponse({"detail": f"invalid request: {where}"}, status_code=422)
 
@@ -120,6 +120,8 @@ def create_app(queue: LabelQueue, cache: VideoCache, task: str, render_timeout: 
             raise HTTPException(404, f"no video {segment_id} among your pairs")
         try:
             path = cache.request(segment_id).result(timeout=render_timeout)
+        except Unrenderable as error:
+            raise HTTPException(404, str(error)) from None
         except concurrent.futures.TimeoutError:
             raise HTTPException(503, "the video is still rendering; try again", headers={"Retry-After": "2"}) from None
         except Exception as error:  # a failed render: say why, and let a retry render again

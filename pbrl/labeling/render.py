@@ -88,6 +88,10 @@ def render_video(env_id: str, states: np.ndarray, path: str, settings: RenderSet
 
 
 # ---------------------------------------------------------------------- the cache
+class Unrenderable(ValueError):
+    """A segment stored without simulator states (imported, or from an env that has none)."""
+
+
 class VideoCache:
     """Videos of stored segments in ``directory``, rendered on request by a pool of processes."""
 
@@ -120,7 +124,7 @@ class VideoCache:
                 return done
             batch = self.store.segment_batch([segment_id])
             if batch.provenance.sim_states is None:
-                raise ValueError(f"segment {segment_id} was stored without simulator states; it cannot be rendered")
+                raise Unrenderable(f"segment {segment_id} was stored without simulator states; it cannot be rendered")
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.settings.workers, mp_context=multiprocessing.get_context("spawn"))
             job = self._pool.submit(
@@ -130,9 +134,12 @@ class VideoCache:
             return job
 
     def prefetch(self, segment_ids: list[int]) -> None:
-        """Start rendering these segments (in this order) unless cached."""
+        """Start rendering these segments (in this order) unless cached; segments without states are passed over."""
         for segment_id in segment_ids:
-            self.request(segment_id)
+            try:
+                self.request(segment_id)
+            except Unrenderable:
+                continue
 
     def close(self) -> None:
         """Stop the render processes (queued jobs are dropped; finished videos stay cached)."""

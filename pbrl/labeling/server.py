@@ -57,8 +57,9 @@ class LabelServer:
         self.store, self.host = store, host
         self.queue = LabelQueue(store, lease)
         self.cache = VideoCache(store, cache_dir, render)
-        app = create_app(self.queue, self.cache, task)
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+        self.app = create_app(self.queue, self.cache, task)
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
     @property

@@ -1,0 +1,182 @@
+"""The labeling API: tokens, every bad input refused with a clear 4xx and no store change,
+exactly-once answers, k annotators per pair, leases, videos (Range, no traversal)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from pbrl.labeling.render import RenderSettings  # noqa: E402
+from pbrl.labeling.server import LabelServer  # noqa: E402
+from pbrl.teachers.human import HumanTeacherConfig  # noqa: E402
+from tests.labeling_helpers import queued_store, stateless_store  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+TASK = 'Which is better? <script>alert("x")</script> & "quotes"'
+
+
+def _server(store, tmp_path, **kwargs) -> LabelServer:
+    return LabelServer(store, tmp_path / "videos", TASK, RenderSettings(32, 32), port=0, **kwargs)
+
+
+def _client(server: LabelServer, name: str = "alice") -> TestClient:
+    token = server.queue.add_annotator(name)
+    return TestClient(server.app, headers={"Authorization": f"Bearer {token}"})
+
+
+def _snapshot(store) -> tuple:
+    return tuple(store.execute(f"SELECT * FROM {table} ORDER BY 1") for table in ("labels", "assignments", "label_queue"))
+
+
+def _answer(client: TestClient, pair: int, choice: str = "left", request_id: str = "request-0001", **extra):
+    return client.post("/api/label", json={"pair": pair, "choice": choice, "request_id": request_id, **extra})
+
+
+@pytest.fixture
+def served(tmp_path):
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=4)
+    return store, queries, _server(store, tmp_path)
+
+
+def test_requests_without_a_valid_token_are_refused(served):
+    store, queries, server = served
+    anonymous = TestClient(server.app)
+    server.queue.add_annotator("alice")
+    before = _snapshot(store)
+    for method, path in [("get", "/api/session"), ("get", "/api/next"), ("get", "/api/progress"),
+                         ("post", "/api/label"), ("get", "/video/1.mp4")]:
+        assert getattr(anonymous, method)(path).status_code == 401, path
+        assert getattr(anonymous, method)(path, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert getattr(anonymous, method)(path + "?token=nope").status_code == 401
+    assert "missing annotator token" in anonymous.get("/api/next").json()["detail"]
+    assert _snapshot(store) == before
+    assert anonymous.get("/").status_code == 200  # the page itself is static; it reads the token from its link
+
+
+def test_every_bad_answer_is_refused_without_touching_the_store(served):
+    store, queries, server = served
+    alice, bob = _client(server, "alice"), _client(server, "bob")
+    pair = alice.get("/api/next").json()["pair"]["id"]
+    other = int(queries[-1])  # exists, but not assigned to alice
+    before = _snapshot(store)
+    bad = {
+        "malformed JSON": (alice.post("/api/label", content=b'{"pair": 1,', headers={"Content-Type": "application/json"}), 400),
+        "not JSON at all": (alice.post("/api/label", content=b"left please"), 400),
+        "unknown pair": (_answer(alice, 10_000), 404),
+        "pair not assigned": (_answer(alice, other), 403),
+        "pair assigned to someone else": (_answer(bob, pair), 403),
+        "bad choice": (_answer(alice, pair, "maybe"), 422),
+        "pair as a string": (alice.post("/api/label", json={"pair": str(pair), "choice": "left",
+                                                             "request_id": "request-0001"}), 422),
+        "pair as a bool": (alice.post("/api/label", json={"pair": True, "choice": "left", "request_id": "request-01"}), 422),
+        "negative pair": (_answer(alice, -3), 422),
+        "huge pair": (_answer(alice, 2**70), 422),
+        "missing request id": (alice.post("/api/label", json={"pair": pair, "choice": "left"}), 422),
+        "bad request id": (_answer(alice, pair, request_id="../../x"), 422),
+        "note too long": (_answer(alice, pair, note="x" * 1001), 422),
+        "unknown field": (_answer(alice, pair, label=1.0), 422),
+        "a list": (alice.post("/api/label", json=[pair, "left"]), 400),
+    }
+    for name, (response, status) in bad.items():
+        assert response.status_code == status, (name, response.status_code, response.text)
+        assert response.json()["detail"], name
+    assert _snapshot(store) == before  # nothing written by any refused request
+
+    first = _answer(alice, pair, "equal", note="legs tangled")
+    assert first.status_code == 200 and not first.json()["duplicate"]
+    after_first = _snapshot(store)
+    retry = _answer(alice, pair, "equal", note="legs tangled")  # the same answer re-sent after a dropped response
+    assert retry.status_code == 200 and retry.json() == {**first.json(), "duplicate": True}
+    second = _answer(alice, pair, "left", request_id="request-0002")  # a second label for the same assignment
+    assert second.status_code == 409 and "already" in second.json()["detail"]
+    assert _snapshot(store) == after_first
+    label = store.execute("SELECT query_id, label, annotator, note FROM labels")
+    assert label == [(pair, 0.5, "alice", "legs tangled")]
+
+
+def test_screen_order_is_randomised_and_stored_labels_compare_the_query(tmp_path):
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=12)
+    server = _server(store, tmp_path)
+    alice = _client(server)
+    stored = {}
+    for _ in range(12):
+        pair = alice.get("/api/next").json()["pair"]
+        left_on_screen = pair["left"]["segment"]
+        assert _answer(alice, pair["id"], "left", request_id=f"request-{pair['id']:04d}").status_code == 200
+        query_left = store.execute(f"SELECT left_id FROM queries WHERE id = {pair['id']}")[0][0]
+        stored[pair["id"]] = (left_on_screen == query_left, store.execute(
+            f"SELECT label, swapped FROM labels WHERE query_id = {pair['id']}")[0])
+    assert {swapped for _, (_, swapped) in stored.values()} == {0, 1}  # both orders were shown
+    for same_order, (label, swapped) in stored.values():
+        assert swapped == (not same_order) and label == (1.0 if same_order else 0.0)
+    assert alice.get("/api/next").json()["pair"] is None
+
+
+def test_k_annotators_per_pair_leases_and_progress(tmp_path):
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=2, needed=2)
+    store.set_meta("label_budget", "50")
+    server = _server(store, tmp_path, lease=0.2)
+    alice, bob, carol = (_client(server, n) for n in ("alice", "bob", "carol"))
+    a, b, c = (x.get("/api/next").json()["pair"]["id"] for x in (alice, bob, carol))
+    assert a == b == int(queries[0]) and c == int(queries[1])  # two people on the first pair, the third on the next
+    assert alice.get("/api/next").json()["pair"]["id"] == a  # a reload shows the same open pair
+    assert _answer(alice, a).status_code == 200 and _answer(bob, a, "right").status_code == 200
+    assert alice.get("/api/next").json()["pair"]["id"] == int(queries[1])
+    dave = _client(server, "dave")
+    assert dave.get("/api/next").json()["pair"] is None  # both pairs are held (answered, or within their lease)
+    time.sleep(0.3)  # carol's lease on the second pair runs out
+    assert dave.get("/api/next").json()["pair"]["id"] == int(queries[1])
+    progress = alice.get("/api/progress").json()
+    assert progress == {"yours": 1, "round": {"index": 0, "done": 2, "quota": 4},
+                        "budget": {"answered": 1, "asked": 2, "total": 50}}
+    assert server.queue.missing(queries) == 2
+    labels = [row[0] for row in store.execute(f"SELECT label FROM labels WHERE query_id = {a}")]
+    consensus = server.queue.consensus(queries)
+    assert consensus[0] == (labels[0] if labels[0] == labels[1] else 0.5) and np.isnan(consensus[1])
+
+
+def test_videos_are_served_with_range_requests_and_only_from_the_cache(tmp_path):
+    store, queries = queued_store(tmp_path / "p.sqlite", pairs=2, length=10)
+    server = _server(store, tmp_path)
+    alice = _client(server)
+    pair = alice.get("/api/next").json()["pair"]
+    url = pair["left"]["video"]
+    try:
+        whole = alice.get(url)
+        assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+        assert whole.content[4:8] == b"ftyp" and whole.headers["accept-ranges"] == "bytes"
+        part = alice.get(url, headers={"Range": "bytes=0-99"})
+        assert part.status_code == 206 and part.content == whole.content[:100]
+        assert part.headers["content-range"] == f"bytes 0-99/{len(whole.content)}"
+        files = sorted(p.name for p in (tmp_path / "videos").iterdir())
+        assert files and all(name.endswith(".mp4") and not name.startswith(".") for name in files)
+        shown = {pair["left"]["segment"], pair["right"]["segment"]}
+        others = {row[0] for row in store.execute("SELECT id FROM segments")} - shown
+        for path in [f"/video/{min(others)}.mp4", "/video/999.mp4", "/video/0.mp4", "/video/-1.mp4",
+                     "/video/..%2F..%2Fp.sqlite", "/video/%2e%2e%2fp.sqlite.mp4", "/video/1.mp4/../../p.sqlite",
+                     "/static/../p.sqlite", "/static/..%2F..%2Fstore.py", "/video/abc.mp4"]:
+            response = alice.get(path)
+            assert response.status_code in (404, 422), (path, response.status_code)
+            assert b"SQLite" not in response.content
+    finally:
+        server.cache.close()
+
+
+def test_task_text_is_data_and_pages_carry_a_strict_policy(served):
+    store, queries, server = served
+    alice = _client(server)
+    assert alice.get("/api/session").json()["task"] == TASK  # JSON; the page sets it with textContent
+    page = alice.get("/")
+    assert "<script>alert" not in page.text and "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer" and alice.get("/api/next").headers["cache-control"] == "no-store"
+
+
+def test_servers_bind_loopback_by_default(served, tmp_path):
+    store, queries, server = served
+    assert server.host == "127.0.0.1" and HumanTeacherConfig().host == "127.0.0.1" and server.warning() is None
+    assert "reachable from the network" in _server(store, tmp_path, host="0.0.0.0").warning()
