@@ -4,19 +4,21 @@ exactly-once answers, k annotators per pair, leases, videos (Range, no traversal
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # Starlette's TestClient prefers httpx2 (a deprecation notice, not a problem)
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 from pbrl.labeling.render import RenderSettings  # noqa: E402
 from pbrl.labeling.server import LabelServer  # noqa: E402
 from pbrl.teachers.human import HumanTeacherConfig  # noqa: E402
 from tests.labeling_helpers import queued_store, stateless_store  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 TASK = 'Which is better? <script>alert("x")</script> & "quotes"'
 
 

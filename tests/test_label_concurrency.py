@@ -1,0 +1,87 @@
+"""Several annotators submitting at once over HTTP while the run queues more pairs: no label
+lost, none counted twice, no pair answered by more annotators than it asked for."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from pbrl.labeling.render import RenderSettings  # noqa: E402
+from pbrl.labeling.server import LabelServer  # noqa: E402
+from tests.labeling_helpers import stateless_store  # noqa: E402
+
+ANNOTATORS, SECONDS, K = 5, 3.0, 2
+
+
+def test_concurrent_annotators_lose_and_double_count_nothing(tmp_path):
+    store, first = stateless_store(tmp_path / "p.sqlite", pairs=40, needed=K)
+    server = LabelServer(store, tmp_path / "videos", "task", RenderSettings(32, 32), port=0)
+    url = server.start()
+    tokens = {f"a{i}": server.queue.add_annotator(f"a{i}") for i in range(ANNOTATORS)}
+    acknowledged: dict[str, list[int]] = {name: [] for name in tokens}
+    problems: list[str] = []
+    deadline = time.monotonic() + SECONDS
+
+    def annotate(name: str) -> None:
+        rng = np.random.default_rng(len(name) + int(name[1:]))
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[name]}"}, timeout=30) as client:
+            while time.monotonic() < deadline:
+                pair = client.get("/api/next").json()["pair"]
+                if pair is None:
+                    time.sleep(0.02)
+                    continue
+                body = {"pair": pair["id"], "choice": str(rng.choice(["left", "right", "equal", "skip"])),
+                        "request_id": uuid.uuid4().hex}
+                replies = [client.post("/api/label", json=body)]
+                if rng.random() < 0.3:  # the page re-sends after a dropped response
+                    replies.append(client.post("/api/label", json=body))
+                if rng.random() < 0.2:  # a second, different answer to the same pair (another tab)
+                    other = client.post("/api/label", json={**body, "request_id": uuid.uuid4().hex})
+                    if other.status_code != 409:
+                        problems.append(f"second answer got {other.status_code}")
+                first_reply, *retries = replies
+                if first_reply.status_code != 200 or first_reply.json()["duplicate"]:
+                    problems.append(f"first answer got {first_reply.status_code} {first_reply.text}")
+                    continue
+                acknowledged[name].append(first_reply.json()["label_id"])
+                for retry in retries:
+                    if retry.status_code != 200 or retry.json() != {**first_reply.json(), "duplicate": True,
+                                                                     "progress": retry.json()["progress"]}:
+                        problems.append(f"retry got {retry.status_code} {retry.text}")
+
+    def run_queues_more() -> None:  # the training run adding rounds meanwhile
+        left_ids = store.execute("SELECT left_id FROM queries ORDER BY id")
+        while time.monotonic() < deadline - 0.5:
+            time.sleep(0.4)
+            ids = [row[0] for row in left_ids[:10]]
+            server.enqueue(store.add_queries(ids, ids[::-1], round_index=store.last_round() + 1, teacher="human"), K)
+
+    threads = [threading.Thread(target=annotate, args=(name,)) for name in tokens] + [threading.Thread(target=run_queues_more)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(SECONDS + 30)
+    finally:
+        server.stop()
+
+    assert not problems, problems[:5]
+    labels = store.execute("SELECT id, query_id, annotator FROM labels")
+    given = [label_id for ids in acknowledged.values() for label_id in ids]
+    assert len(given) > 50, "the annotators should have answered many pairs in the time"
+    assert sorted(given) == sorted(row[0] for row in labels)  # every acknowledged label stored, nothing else
+    for name, ids in acknowledged.items():
+        assert {row[2] for row in labels if row[0] in set(ids)} <= {name}  # stored under the annotator who gave it
+    assert max(Counter((row[1], row[2]) for row in labels).values()) == 1  # one label per pair and annotator
+    assert max(Counter(row[1] for row in labels).values()) <= K  # no pair beyond its k annotators
+    answered = store.execute("SELECT COUNT(*) FROM assignments WHERE label_id IS NOT NULL")[0][0]
+    assert answered == len(labels)
+    assert store.last_round() >= 2 and len(first) == 40

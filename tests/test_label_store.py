@@ -1,0 +1,105 @@
+"""The store's labeling side: schema upgrade, SQLAlchemy URLs, export/import, agreement, the
+human teacher's consensus and round timeout."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from pbrl.database import SCHEMA_VERSION
+from pbrl.labeling.agreement import agreement
+from pbrl.labeling.assignments import LabelQueue
+from pbrl.labeling.exchange import export_labels, read_dataset
+from pbrl.store import PreferenceStore
+from tests.labeling_helpers import stateless_store
+
+
+def _answer_all(queue: LabelQueue, annotator: str, choices: list[str]) -> None:
+    for i, choice in enumerate(choices):
+        assignment = queue.next_for(annotator)
+        queue.submit(annotator, assignment.query_id, choice, f"{annotator}-{i:04d}")
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "p.sqlite"
+    store, queries = stateless_store(path, pairs=2)
+    store.add_labels(queries, np.array([1.0, 0.0]), "synthetic")
+    store.close()
+    with sqlite3.connect(path) as db:  # what pbrl 1 left: no labeling tables, version 1
+        for table in ("assignments", "label_queue", "annotators"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    upgraded = PreferenceStore(f"sqlite:///{path}")  # any SQLAlchemy URL; SQLite's too
+    assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION) and upgraded.counts().labeled == 2
+    assert LabelQueue(upgraded).add_annotator("alice")
+
+
+def test_export_and_import_round_trip_as_a_preference_dataset(tmp_path):
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=6, needed=2)
+    queue = LabelQueue(store, seed=0)
+    _answer_all(queue, "alice", ["left", "right", "equal", "skip", "left", "right"])
+    _answer_all(queue, "bob", ["left", "left", "equal", "right", "skip", "right"])
+    expected, _ = store.dataset()
+    assert export_labels(store, tmp_path / "labels.jsonl") == 12 and export_labels(store, tmp_path / "labels.csv") == 12
+    from_jsonl = read_dataset(tmp_path / "labels.jsonl")  # self-contained: no store needed
+    from_csv = read_dataset(tmp_path / "labels.csv", store)
+    for data in (from_jsonl, from_csv):
+        np.testing.assert_array_equal(data.labels, expected.labels)
+        for side in ("left", "right"):
+            for name in ("obs", "actions", "next_obs"):
+                np.testing.assert_array_equal(getattr(getattr(data, side), name), getattr(getattr(expected, side), name))
+    records = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    label = next(r for r in records if r["type"] == "label")
+    assert {"annotator", "swapped", "shown_at", "answered_at", "note", "round"} <= set(label)
+    with pytest.raises(ValueError, match="pass the preference store"):
+        read_dataset(tmp_path / "labels.csv")
+    (tmp_path / "bad.jsonl").write_text('{"type": "label", "left": 1, "right": 2, "skipped": 0, "label": 1.0}\n')
+    with pytest.raises(ValueError, match="segments it does not hold"):
+        read_dataset(tmp_path / "bad.jsonl")
+
+
+def test_agreement_statistics(tmp_path):
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=4, needed=3)
+    rows = {  # query → stored labels of alice, bob, carol (None: skip)
+        0: (1.0, 1.0, 1.0), 1: (0.0, 0.0, 1.0), 2: (0.5, 1.0, None), 3: (1.0, None, None),
+    }
+    for index, given in rows.items():
+        for name, label in zip(("alice", "bob", "carol"), given):
+            store.add_label(int(queries[index]), label, name)
+    stats = agreement(store)
+    # queries 0, 1, 2 have ≥ 2 answers; agreeing ordered pairs: 6 + 2 + 0 of 6 + 6 + 2
+    assert stats.queries == 3 and stats.pairwise == pytest.approx(8 / 14)
+    counts = np.array([[0, 0, 3], [2, 0, 1], [0, 1, 1]], dtype=float)  # categories 0, ½, 1
+    per_query = (counts * (counts - 1)).sum(1) / (counts.sum(1) * (counts.sum(1) - 1))
+    chance = ((counts.sum(0) / counts.sum()) ** 2).sum()
+    assert stats.kappa == pytest.approx((per_query.mean() - chance) / (1 - chance))
+    assert stats.annotators["carol"].skips == 2 and stats.annotators["alice"].labels == 4
+    assert stats.annotators["bob"].agreement == pytest.approx(3 / 5)
+    assert "Fleiss" in "\n".join(stats.lines())
+
+
+def test_human_teacher_returns_consensus_and_goes_on_after_its_timeout(tmp_path, capsys):
+    pytest.importorskip("fastapi")
+    from pbrl.teachers.human import HumanTeacher, HumanTeacherConfig
+
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=3)
+    config = HumanTeacherConfig(port=0, round_timeout=0.5, annotators=("alice",))
+    teacher = HumanTeacher(config, "gym:HalfCheetah-v5", budget=30)
+    with pytest.raises(TypeError, match="labeling page"):
+        teacher.label(None, None, np.random.default_rng())
+    queue = LabelQueue(store)
+    queue.add_annotator("alice")
+    first = queue.next_for("alice")
+    queue.submit("alice", first.query_id, "left", "alice-0001")
+    try:
+        labels = teacher.answer(queries, None, None, np.random.default_rng(), store)
+    finally:
+        teacher.close()
+    stored = store.execute(f"SELECT label FROM labels WHERE query_id = {first.query_id}")[0][0]
+    assert labels[0] == stored and np.isnan(labels[1:]).all()
+    out = capsys.readouterr().out
+    assert "alice: http://127.0.0.1:" in out and "round timeout after 0.5 s with 1/3 answers" in out
+    assert store.get_meta("label_budget") == "30" and store.counts().labeled == 1  # the teacher wrote nothing itself
