@@ -102,15 +102,16 @@ def test_reed_in_the_loop_relabels_and_resumes(tmp_path):
     from experiments.train import Trainer
     from tests.test_training import tiny
 
-    config = tiny(tmp_path, "learner=reed", "reed.comparison_dim=32", "reed.sfc_interval=2", "query.strategy=disagreement")
+    config = tiny(tmp_path, "learner=reed", "reed.comparison_dim=32", "reed.sfc_interval=2", "query.strategy=disagreement",
+                  "steps=500", "feedback.budget=10")
     trainer = Trainer(config, tmp_path)
     trainer.train()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert sum("reward/sfc_heldout_loss" in r for r in rows) == 2  # before rounds 1 and 3 of three
+    assert sum("reward/sfc_heldout_loss" in r for r in rows) == 1  # before the first of two rounds (interval 2)
     buffer, learner = trainer.model.replay_buffer, trainer.learner
     n = buffer.filled()
     expected = learner.reward(buffer.observations[:n, 0], buffer.actions[:n, 0], buffer.next_observations[:n, 0])
     np.testing.assert_allclose(buffer.rewards[:n, 0], expected, rtol=1e-4, atol=1e-5)
     again = Trainer(config, tmp_path, resume=True).learner
-    assert again.updates == 3
+    assert again.updates == 2
     np.testing.assert_allclose(again.reward(buffer.observations[:50, 0], buffer.actions[:50, 0], None), expected[:50], rtol=1e-5)

@@ -259,7 +259,7 @@ def _config(overrides):
 
 def test_advantage_learner_in_the_loop_relabels_and_resumes(tmp_path):
     # Â as a reward with the anchor (the mode with the most moving parts; greedy mode differs only in the builder's γ check).
-    extra = ["regret.mode=reward", "regret.anchor_steps=20"]
+    extra = ["regret.mode=reward", "regret.anchor_steps=20", "steps=500", "feedback.budget=10"]
     from experiments.train import Trainer
     from tests.test_training import tiny
 
