@@ -36,7 +36,7 @@ _SHORTCUTS = {  # CLI flag -> dotted config key
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (see experiments/configs/)")
     parser.add_argument("--env", help="environment id, e.g. gym:HalfCheetah-v5, metaworld:door-open-v3, dmc:walker-walk")
-    parser.add_argument("--method", help="pebble | pref-ppo | sac | cpl | ipl | bc")
+    parser.add_argument("--method", help="pebble | pref-ppo | sac | cpl | ipl | piql | bc")
     parser.add_argument("--teacher", help="synthetic teacher preset: oracle, stoc, mistake, skip, equal, myopic")
     parser.add_argument("--teacher-type", dest="teacher_type", help="synthetic | regret | human (a labeling web page)")
     parser.add_argument("--feedback", type=int, help="total query budget")
@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
     if (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir} already holds a run; continue it with `pbrl resume {run_dir}` or pick another --run-dir")
     print(f"pbrl: training {config.method} on {config.env} for {config.steps} steps → {run_dir}", flush=True)
-    if config.method in ("cpl", "ipl", "bc"):  # reward-free: a plain loop, no SB3 agent (experiments/reward_free.py)
+    if config.method in ("cpl", "ipl", "piql", "bc"):  # reward-free: a plain loop, no SB3 agent (experiments/reward_free.py)
         from experiments.reward_free import RewardFreeTrainer
 
         print(format_summary(RewardFreeTrainer(config, run_dir).train(), run_dir, config.method, config.env))

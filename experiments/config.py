@@ -29,7 +29,7 @@ from pbrl.query import QueryConfig
 from pbrl.teachers.human import HumanTeacherConfig
 from pbrl.teachers.synthetic import PRESETS, SyntheticTeacherConfig
 
-METHODS = ("pebble", "pref-ppo", "sac", "cpl", "ipl", "bc")
+METHODS = ("pebble", "pref-ppo", "sac", "cpl", "ipl", "piql", "bc")
 
 
 class ConfigError(ValueError):
@@ -97,7 +97,7 @@ class TrainConfig:
     env: str = "gym:HalfCheetah-v5"
     """Environment id: gym:<MuJoCo-v5 id>, metaworld:<task>-v3 or dmc:<domain>-<task>."""
     method: str = "pebble"
-    """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback); reward-free (experiments/reward_free.py): cpl, ipl, bc (behaviour cloning), offline with reward_free.dataset or online."""
+    """pebble (SAC + BT ensemble + unsupervised pre-training), pref-ppo (PPO + BT ensemble), sac (true reward, no feedback); reward-free (experiments/reward_free.py): cpl, ipl, piql (reward model + IQL), bc (behaviour cloning), offline with reward_free.dataset or online."""
     learner: str = "bt"
     """Preference learner (registered in experiments/builders.py): 'bt' (PEBBLE's Bradley–Terry ensemble), 'regret' (optimal advantage Â, Knox et al.), 'hprior' (Hindsight PRIOR), 'reed' (REED's dynamics-aware encoder)."""
     steps: int = 200_000

@@ -62,3 +62,19 @@ def test_replay_joins_the_losses_and_resume_is_exact():
     resumed.set_replay(replay)
     resumed.load_state_dict(saved_and_loaded(a.state_dict()))
     assert a.update(data) == resumed.update(data)
+
+
+def test_preference_iql_fits_the_reward_once_then_runs_iql():
+    from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
+    from pbrl.learners.piql import PreferenceIQL
+
+    data = toy_dataset()
+    reward = BTEnsemble(3, 2, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(16,), lr=3e-3, max_epochs=100), seed=0)
+    learner = PreferenceIQL(3, 2, reward, FAST, seed=0)
+    first = learner.update(data)
+    assert first["reward_model/train_accuracy"] > 0.9 and "td_loss" in first
+    assert "reward_model/train_accuracy" not in learner.update(data)  # same labels: no refit
+    obs = np.random.default_rng(1).normal(size=(50, 3))
+    assert learner.act(obs).mean() > 0.05  # toward the preferred +0.5 (cloning both would give 0)
+    p = learner.preference_probability(data.left, data.right)
+    assert np.mean((p > 0.5) == (data.labels > 0.5)) > 0.9

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pbrl.learners.policies import GaussianPolicy, PolicyLearner, mlp, sample_pairs
+from pbrl.learners.policies import GaussianPolicy, PairBatch, PolicyLearner, mlp, sample_pairs
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionLog
 
@@ -180,7 +180,6 @@ class IPL(PolicyLearner):
     def train_step(self, data: PreferenceDataset) -> dict[str, float]:
         cfg = self.config
         batch = sample_pairs(data, cfg.batch_size, cfg.window, self.rng, self.device)
-        shape = batch.actions.shape[:3]  # [2, B, T]
         obs, actions, next_obs = (x.reshape(-1, x.shape[-1]) for x in (batch.obs, batch.actions, batch.next_obs))
         labeled = obs.shape[0]
         if self.replay is not None and cfg.replay_batch_size > 0:
@@ -194,18 +193,8 @@ class IPL(PolicyLearner):
 
         with torch.no_grad():
             next_v = self.value(next_obs).squeeze(-1)
-            if cfg.target_clipping:
-                limit = 1.0 / (cfg.chi2 * (1.0 - cfg.discount))
-                next_v = next_v.clamp(-limit, limit)
-        q = self.critic(obs, actions)  # [E, N]
-        members = q.shape[0]
-        preference, chi2_loss, reward = ipl_critic_loss(
-            q[:, :labeled].reshape(members, *shape), next_v[:labeled].reshape(shape), batch.labels, cfg.discount, cfg.chi2
-        )
-        if q.shape[1] > labeled:  # replay transitions join the regulariser
-            replay_chi2 = cfg.chi2 * (q[:, labeled:] - cfg.discount * next_v[labeled:]).square().mean()
-            chi2_loss = (1 - cfg.replay_weight) * chi2_loss + cfg.replay_weight * replay_chi2
-        self._step("critic", preference + chi2_loss)
+        critic_loss, metrics = self.critic_loss(self.critic(obs, actions), next_v, batch, (obs, actions, next_obs), labeled)
+        self._step("critic", critic_loss)
 
         with torch.no_grad():
             advantage = target_q - self.value(obs).squeeze(-1)
@@ -216,13 +205,36 @@ class IPL(PolicyLearner):
         with torch.no_grad():
             for p, p_target in zip(self.critic.parameters(), self.target.parameters()):
                 p_target.lerp_(p, cfg.tau)
+        return {**metrics, "value_loss": value_loss.item(), "actor_loss": actor_loss.item()}
+
+    def critic_loss(
+        self, q: torch.Tensor, next_v: torch.Tensor, batch: PairBatch, transitions: tuple[torch.Tensor, ...], labeled: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """IPL's critic objective: preference likelihood of the implicit reward plus its χ² regulariser.
+
+        ``q`` is ``[E, N]``, ``next_v`` ``[N]`` and ``transitions`` = ``(obs, actions, next_obs)``
+        ``[N, ·]`` over the batch's flattened labeled steps (the first ``labeled``) followed by
+        replay transitions.
+        """
+        cfg = self.config
+        if cfg.target_clipping:
+            limit = 1.0 / (cfg.chi2 * (1.0 - cfg.discount))
+            next_v = next_v.clamp(-limit, limit)
+        shape = batch.actions.shape[:3]  # [2, B, T]
+        preference, chi2_loss, reward = ipl_critic_loss(
+            q[:, :labeled].reshape(q.shape[0], *shape), next_v[:labeled].reshape(shape), batch.labels, cfg.discount, cfg.chi2
+        )
+        if q.shape[1] > labeled:  # replay transitions join the regulariser
+            replay_chi2 = cfg.chi2 * (q[:, labeled:] - cfg.discount * next_v[labeled:]).square().mean()
+            chi2_loss = (1 - cfg.replay_weight) * chi2_loss + cfg.replay_weight * replay_chi2
+        with torch.no_grad():
             returns = reward.sum(dim=-1).mean(dim=0)
             decided = batch.labels != 0.5
-            accuracy = (((returns[0] > returns[1]) == (batch.labels > 0.5)) & decided).float().sum() / decided.sum().clamp(min=1)
-        return {
-            "preference_loss": preference.item(), "chi2_loss": chi2_loss.item(), "value_loss": value_loss.item(),
-            "actor_loss": actor_loss.item(), "implicit_reward": reward.mean().item(), "train_accuracy": accuracy.item(),
-        }
+            correct = ((returns[0] > returns[1]) == (batch.labels > 0.5)) & decided
+            accuracy = correct.float().sum() / decided.sum().clamp(min=1)
+        metrics = {"preference_loss": preference.item(), "chi2_loss": chi2_loss.item(),
+                   "implicit_reward": reward.mean().item(), "train_accuracy": accuracy.item()}
+        return preference + chi2_loss, metrics
 
     def _step(self, name: str, loss: torch.Tensor) -> None:
         self.optimizers[name].zero_grad(set_to_none=True)
