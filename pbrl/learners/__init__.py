@@ -3,7 +3,11 @@
 from pbrl.learners.advantage import AdvantageConfig, AdvantageLearner
 from pbrl.learners.base import PreferenceLearner, RewardLearner
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, bradley_terry_loss
+from pbrl.learners.cpl import CPL, BehaviourCloning, CPLConfig, cpl_loss
 from pbrl.learners.hindsight_prior import HindsightPrior, HindsightPriorConfig, prior_loss
+from pbrl.learners.ipl import IPL, IPLConfig, ipl_critic_loss
+from pbrl.learners.piql import PreferenceIQL
+from pbrl.learners.policies import PolicyLearner
 from pbrl.learners.reed import REED, REEDConfig
 
-__all__ = ["AdvantageConfig", "AdvantageLearner", "BTEnsemble", "BTEnsembleConfig", "HindsightPrior", "HindsightPriorConfig", "PreferenceLearner", "REED", "REEDConfig", "RewardLearner", "bradley_terry_loss", "prior_loss"]
+__all__ = ["AdvantageConfig", "AdvantageLearner", "BTEnsemble", "BTEnsembleConfig", "BehaviourCloning", "CPL", "CPLConfig", "HindsightPrior", "HindsightPriorConfig", "IPL", "IPLConfig", "PolicyLearner", "PreferenceIQL", "PreferenceLearner", "REED", "REEDConfig", "RewardLearner", "bradley_terry_loss", "cpl_loss", "ipl_critic_loss", "prior_loss"]
