@@ -148,3 +148,27 @@ def test_collect_trains_a_sac_expert_and_labels_by_its_critic(tmp_path):
     data = OfflinePreferenceData.load(path)
     assert [p["name"] for p in data.metadata["policies"]] == ["sac@0", "sac@0", "sac@200", "sac@200"]
     assert (tmp_path / "r.expert" / "agent.zip").exists() and not np.isnan(data.labels).any()
+
+
+def test_minari_export_keeps_episodes_and_preferences(tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    import json
+
+    import minari
+
+    from pbrl.datasets.minari_export import PREFERENCES_FILE, to_minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    data = fake_dataset(sim_states=False)
+    path = to_minari(data, "pbrl/fake/test-v0")
+    exported = minari.load_dataset("pbrl/fake/test-v0")
+    assert exported.total_episodes == len(data.episodes)
+    for episode in exported.iterate_episodes():
+        start, length = data.episodes.start[episode.id], data.episodes.length[episode.id]
+        np.testing.assert_array_equal(episode.observations[:-1], data.episodes.obs[start : start + length])
+        np.testing.assert_array_equal(episode.actions, data.episodes.actions[start : start + length])
+        np.testing.assert_array_equal(episode.rewards, data.episodes.rewards[start : start + length])
+    with np.load(path / PREFERENCES_FILE) as prefs:
+        assert prefs["label"].tobytes() == data.labels.tobytes()
+        np.testing.assert_array_equal(prefs["left"], data.left)
+        assert json.loads(str(prefs["metadata"])) == data.metadata
