@@ -1,4 +1,4 @@
-"""``pbrl`` command line: train, resume, inspect configs, list environments.
+"""``pbrl`` command line: train, resume, collect offline datasets, inspect configs, list environments.
 
 Examples::
 
@@ -6,6 +6,8 @@ Examples::
     pbrl train --config experiments/configs/pebble_halfcheetah.yaml --set sac.device=cuda
     pbrl resume runs/gym-HalfCheetah-v5-pebble-s0-20261123-101500
     pbrl train --env gym:HalfCheetah-v5 --teacher-type human          # people label on a web page the run serves
+    pbrl collect --set env=metaworld:drawer-open-v3 --set expert=scripted --set teacher.type=regret
+    pbrl train --config experiments/configs/cpl_metaworld_offline.yaml    # reward-free: cpl | ipl | piql | bc
     pbrl config --describe
 """
 
