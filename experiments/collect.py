@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -95,14 +96,14 @@ class CollectConfig:
         return Path("datasets") / f"{self.env.replace(':', '-')}-{expert}-{self.teacher.type}-s{self.seed}.h5"
 
 
-def _normalizer(space) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+def _normalizer(space: gym.spaces.Box) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
     low, high = space.low.astype(np.float32), space.high.astype(np.float32)
     to_unit = lambda a: (2.0 * (a - low) / (high - low) - 1.0).astype(np.float32)  # noqa: E731
     to_env = lambda u: (low + (np.clip(u, -1.0, 1.0) + 1.0) * (high - low) / 2.0).astype(np.float32)  # noqa: E731
     return to_unit, to_env
 
 
-def rollout(env, behaviour: Behaviour, episodes: int, seed: int, rng: np.random.Generator) -> list[dict]:
+def rollout(env: gym.Env, behaviour: Behaviour, episodes: int, seed: int, rng: np.random.Generator) -> list[dict]:
     """``episodes`` episodes of ``behaviour`` (normalised actions) on ``env`` (reset with seeds
     ``seed, seed + 1, …``), each a dict of step arrays."""
     _, to_env = _normalizer(env.action_space)
@@ -123,15 +124,14 @@ def rollout(env, behaviour: Behaviour, episodes: int, seed: int, rng: np.random.
     return out
 
 
-def _sac_behaviours(config: CollectConfig, out: Path) -> tuple[list[tuple[dict, Behaviour]], Any]:
+def _sac_behaviours(config: CollectConfig, out: Path, space: gym.spaces.Box) -> tuple[list[tuple[dict, Behaviour]], Any]:
     """(description, behaviour) per SAC checkpoint (or the loaded expert), and the final SAC model."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents.sac import make_sac
 
-    probe = envs.make(config.env, seed=config.seed, max_episode_steps=config.max_episode_steps)
-    to_unit, _ = _normalizer(probe.action_space)
+    to_unit, _ = _normalizer(space)
     actors: list[tuple[dict, Any]] = []
     if config.expert == "sac":
         venv = DummyVecEnv([lambda: envs.make(config.env, seed=config.seed, max_episode_steps=config.max_episode_steps)])
@@ -200,7 +200,7 @@ def collect(config: CollectConfig, log: Callable[[str], None] = print) -> Path:
     if config.expert == "scripted":
         behaviours, model = _scripted_behaviours(config, obs_dim, act_dim), None
     else:
-        behaviours, model = _sac_behaviours(config, out)
+        behaviours, model = _sac_behaviours(config, out, probe.action_space)
     log(f"pbrl collect: {len(behaviours)} policies × {len(config.noise)} noise levels × {config.episodes_per_policy} episodes")
 
     episodes, owners, policies = [], [], []
