@@ -3,6 +3,7 @@
     pbrl train --env gym:HalfCheetah-v5 --teacher-type human            # the run serves the page itself
     pbrl label-server runs/my-run --add bob --add carol                  # the page of a run (or of a stopped one)
     pbrl label-server runs/my-run --store postgresql+psycopg://host/prefs --host 0.0.0.0
+    pbrl label-server /tmp/try --demo gym:HalfCheetah-v5                # random-action pairs, to try the page
     pbrl labels runs/my-run --export labels.jsonl --agreement
 """
 
@@ -11,7 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml
+import numpy as np
+
+from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
+from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
 from pbrl.store import PreferenceStore
 
 
@@ -23,6 +27,8 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     server.add_argument("--host", help="address to bind (default: teacher.human.host, 127.0.0.1)")
     server.add_argument("--port", type=int, help="port (default: teacher.human.port, 8765; 0: any free port)")
     server.add_argument("--add", action="append", default=[], metavar="NAME", help="add an annotator (repeatable)")
+    server.add_argument("--demo", metavar="ENV_ID", help="make RUN_DIR a demo: random-action pairs of ENV_ID, queued")
+    server.add_argument("--pairs", type=int, default=20, help="pairs in a --demo store")
     server.set_defaults(func=_label_server)
     labels = sub.add_parser("labels", help="a run's label counts, export (JSONL with segments, or CSV), agreement")
     labels.add_argument("run_dir")
@@ -41,6 +47,43 @@ def start_labeling(trainer) -> None:  # noqa: ANN001 (experiments.train.Trainer;
             trainer.loop.teacher.serve(trainer.store)
         except RuntimeError as error:  # the port is taken
             raise ConfigError(str(error)) from None
+
+
+def rollout_segments(env_id: str, count: int, length: int, seed: int = 0) -> SegmentBatch:
+    """``count`` consecutive ``length``-step segments of one random-action episode, with simulator states."""
+    import envs
+
+    env = envs.make(env_id, seed=seed)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    steps: dict[str, list] = {"obs": [], "actions": [], "next_obs": [], "rewards": [], "successes": [], "states": []}
+    for _ in range(count * length):
+        action = rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32)
+        steps["states"].append(envs.get_sim_state(env))
+        next_obs, _, _, _, info = env.step(action)
+        for key, value in (("obs", obs), ("actions", action), ("next_obs", next_obs),
+                           ("rewards", info["true_reward"]), ("successes", info["success"])):
+            steps[key].append(value)
+        obs = next_obs
+    env.close()
+    shaped = {key: np.asarray(value).reshape(count, length, *np.shape(value[0])) for key, value in steps.items()}
+    return SegmentBatch(
+        Segments(*(shaped[key].astype(np.float32) for key in ("obs", "actions", "next_obs"))),
+        SegmentTruth(shaped["rewards"].astype(np.float64), shaped["successes"].astype(np.float64)),
+        Provenance(env_id, np.zeros(count, dtype=np.int64), np.arange(count) * length, shaped["states"]),
+    )
+
+
+def demo_store(path: str | Path, env_id: str, pairs: int, length: int = 50, needed: int = 1,
+               seed: int = 0) -> tuple[PreferenceStore, np.ndarray]:
+    """A store of ``pairs`` random-action segment pairs of ``env_id``, queued for ``needed`` annotators each."""
+    from pbrl.labeling.assignments import LabelQueue
+
+    store = PreferenceStore(path)
+    ids = store.add_segments(rollout_segments(env_id, 2 * pairs, length, seed))
+    query_ids = store.add_queries(ids[:pairs], ids[pairs:], round_index=0, teacher="human")
+    LabelQueue(store).enqueue(query_ids, needed)
+    return store, query_ids
 
 
 def _run_config(run_dir: Path) -> TrainConfig:
@@ -64,6 +107,10 @@ def _label_server(args: argparse.Namespace) -> int:
     except ImportError:
         raise ConfigError("the labeling server needs its web stack: pip install -e '.[label]'") from None
     run_dir = Path(args.run_dir)
+    if args.demo and not (run_dir / "config.yaml").exists():
+        config = from_dict(TrainConfig, {"env": args.demo, "run_dir": str(run_dir)})
+        demo_store(run_dir / "preferences.sqlite", args.demo, args.pairs)
+        save_yaml(config, run_dir / "config.yaml")
     config = _run_config(run_dir)
     human = config.teacher.human
     store = _store(args)

@@ -26,7 +26,7 @@ from tests.test_training import TINY, tiny
 build_human = TEACHERS["human"]
 
 HUMAN = ["teacher.type=human", "teacher.human.port=0", "teacher.human.width=32", "teacher.human.height=32",
-         "feedback.budget=10"]
+         "feedback.budget=10", "steps=500"]  # rounds at steps 300 and 450
 LEARN = ["feedback.per_round=10", "feedback.budget=20", "feedback.segment_length=25", "reward.max_epochs=50"]
 
 

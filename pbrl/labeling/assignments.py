@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 
 from pbrl.database import annotators_table, assignments_table, labels_table, queries_table, queue_table
 from pbrl.store import PreferenceStore
@@ -236,19 +236,26 @@ class LabelQueue:
 
     def progress(self, annotator: str) -> dict[str, object]:
         """Counters for the page: the annotator's answers, the newest round's quota, the whole budget."""
-        a = assignments_table.c
+        a, q, queries = assignments_table.c, queue_table.c, queries_table.c
         yours = self.store.read(
             select(func.count()).select_from(assignments_table).where(a.annotator == annotator, a.label_id.is_not(None))
         )[0][0]
-        status = self.status()
-        newest = max((row.round for row in status), default=None)
-        rows = [row for row in status if row.round == newest]
-        quota = sum(row.needed for row in rows)
+        newest = self.store.read(select(func.max(queries.round)).join_from(queue_table, queries_table,
+                                                                             queries.id == q.query_id))[0][0]
+        answered = (
+            select(func.count()).select_from(assignments_table)
+            .where(a.query_id == q.query_id, a.label_id.is_not(None)).scalar_subquery()
+        )
+        quota, done = self.store.read(
+            select(func.coalesce(func.sum(q.needed), 0),
+                   func.coalesce(func.sum(case((answered > q.needed, q.needed), else_=answered)), 0))
+            .join_from(queue_table, queries_table, queries.id == q.query_id).where(queries.round == newest)
+        )[0]
         counts = self.store.counts()
         budget = self.store.get_meta("label_budget")
         return {
             "yours": int(yours),
-            "round": {"index": newest, "done": quota - sum(row.missing for row in rows), "quota": quota},
+            "round": {"index": newest, "done": int(done), "quota": int(quota)},
             "budget": {"answered": counts.labeled + counts.skipped, "asked": counts.asked,
                        "total": int(budget) if budget else None},
         }

@@ -15,7 +15,9 @@ import multiprocessing
 import os
 import re
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,27 @@ def render_video(env_id: str, states: np.ndarray, path: str, settings: RenderSet
     return str(target)
 
 
+def _start_worker(parent: int) -> None:
+    """Runs first in each render process: leave when the process that started us is gone.
+
+    A worker holds both ends of its job pipe, so it would never see the parent's exit; a
+    training run killed outright must not leave render processes behind.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="pbrl-parent-watch", daemon=True).start()
+
+
+def _warm() -> None:
+    """Load what rendering needs, so that a worker is ready before the first pair is queued."""
+    import envs  # noqa: F401
+    import imageio_ffmpeg  # noqa: F401
+
+
 # ---------------------------------------------------------------------- the cache
 class Unrenderable(ValueError):
     """A segment stored without simulator states (imported, or from an env that has none)."""
@@ -125,13 +148,26 @@ class VideoCache:
             batch = self.store.segment_batch([segment_id])
             if batch.provenance.sim_states is None:
                 raise Unrenderable(f"segment {segment_id} was stored without simulator states; it cannot be rendered")
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.settings.workers, mp_context=multiprocessing.get_context("spawn"))
-            job = self._pool.submit(
-                render_video, batch.provenance.env_id, batch.provenance.sim_states[0], str(path), self.settings
-            )
+            job_args = (render_video, batch.provenance.env_id, batch.provenance.sim_states[0], str(path), self.settings)
+            try:
+                job = self._workers().submit(*job_args)
+            except BrokenProcessPool:  # a render process died (e.g. an OpenGL crash): start fresh ones
+                self._pool = None
+                job = self._workers().submit(*job_args)
             self._jobs[segment_id] = job
             return job
+
+    def _workers(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.settings.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(os.getpid(),))
+        return self._pool
+
+    def warm(self) -> None:
+        """Start the render processes now (in the background), not at the first request."""
+        with self._lock:
+            for _ in range(self.settings.workers):
+                self._workers().submit(_warm)
 
     def prefetch(self, segment_ids: list[int]) -> None:
         """Start rendering these segments (in this order) unless cached; segments without states are passed over."""

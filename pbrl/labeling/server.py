@@ -80,11 +80,11 @@ class LabelServer:
     def enqueue(self, query_ids: np.ndarray, needed: int) -> None:
         """Queue stored queries for ``needed`` annotators each and start rendering their videos."""
         self.queue.enqueue(query_ids, needed)
-        self.prefetch()
+        self.prefetch(query_ids)
 
-    def prefetch(self) -> None:
-        """Render (in queue order) both segments of every queued pair that still wants answers."""
-        open_pairs = [row for row in self.queue.status() if row.missing]
+    def prefetch(self, query_ids: np.ndarray | None = None) -> None:
+        """Render (in queue order) both segments of every queued pair (or of these) that still wants answers."""
+        open_pairs = [row for row in self.queue.status(query_ids) if row.missing]
         self.cache.prefetch([segment for row in open_pairs for segment in (row.left_id, row.right_id)])
 
     def warning(self) -> str | None:
@@ -107,6 +107,7 @@ class LabelServer:
                     "(port in use? choose another with teacher.human.port, or 0 for any free port)"
                 )
             time.sleep(0.02)
+        self.cache.warm()
         self.prefetch()
         return self.url
 

@@ -85,9 +85,9 @@ class HumanTeacher(Teacher):
     """Queues each round's pairs on the run's labeling page and waits for people's answers."""
 
     def __init__(self, config: HumanTeacherConfig, env_id: str, budget: int | None = None, name: str = "human",
-                 poll_seconds: float = 0.5) -> None:
+                 poll_seconds: float = 0.5, report_seconds: float = 10.0) -> None:
         self.config, self.env_id, self.budget, self.name = config, env_id, budget, name
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.report_seconds = poll_seconds, report_seconds  # store polls; progress lines at most
         self.server: LabelServer | None = None  # started at the first round
 
     def label(self, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator) -> np.ndarray:
@@ -137,7 +137,7 @@ class HumanTeacher(Teacher):
         limit = "no timeout" if math.isinf(timeout) else f"timeout {timeout:g} s"
         print(f"pbrl: waiting for {missing} of {total} answers on {len(query_ids)} pairs at {self.server.url}/ "
               f"({limit}; the run goes on when they are in)", flush=True)
-        deadline, last = time.monotonic() + timeout, missing
+        deadline, last, shown = time.monotonic() + timeout, missing, time.monotonic()
         while missing > 0:
             if time.monotonic() >= deadline:
                 print(f"pbrl: round timeout after {timeout:g} s with {total - missing}/{total} answers; going on "
@@ -145,9 +145,9 @@ class HumanTeacher(Teacher):
                 return
             time.sleep(self.poll_seconds)
             missing = queue.missing(query_ids)
-            if missing != last:
+            if missing != last and (missing == 0 or time.monotonic() - shown >= self.report_seconds):
                 print(f"pbrl: {total - missing}/{total} answers", flush=True)
-                last = missing
+                last, shown = missing, time.monotonic()
 
     def close(self) -> None:
         """Stop the labeling server (it also stops with the process)."""
