@@ -24,16 +24,14 @@ def reach_dataset(tmp_path_factory) -> str:
     return str(collect(config, log=lambda _: None))
 
 
-def offline_config(method: str, dataset: str, run_dir, steps: int, **sections) -> TrainConfig:
+def offline_config(method: str, dataset: str, run_dir, steps: int, seed: int = 0) -> TrainConfig:
     small = {"hidden_sizes": [64, 64], "steps_per_update": 500}
     data = {
-        "env": ENV, "method": method, "steps": steps, "seed": 0, "max_episode_steps": 100, "eval_interval": steps,
+        "env": ENV, "method": method, "steps": steps, "seed": seed, "max_episode_steps": 100, "eval_interval": steps,
         "eval_episodes": 5, "run_dir": str(run_dir), "reward_free": {"dataset": dataset, "holdout": 0.1},
         "cpl": {**small, "dropout": 0.0, "batch_size": 16, "lr": 1e-3, "bc_steps": 500, "warmup_steps": 200},
         "ipl": {**small, "batch_size": 16},
     }
-    for name, values in sections.items():
-        data[name].update(values)
     return from_dict(TrainConfig, data)
 
 
@@ -53,15 +51,35 @@ def test_ipl_rises_above_its_initial_policy(reach_dataset, tmp_path):
     assert summary["reward/heldout_accuracy"] > 0.75
 
 
-def test_online_loop_collects_labels_and_updates_the_policy(tmp_path):
+@pytest.mark.parametrize("method, metric", [("cpl", "reward/cpl_loss"), ("ipl", "reward/preference_loss")])
+def test_online_loop_collects_labels_and_updates_the_policy(tmp_path, method, metric):
     config = from_dict(TrainConfig, {
-        "env": ENV, "method": "cpl", "steps": 400, "seed": 0, "max_episode_steps": 50, "eval_interval": 400,
+        "env": ENV, "method": method, "steps": 400, "seed": 0, "max_episode_steps": 50, "eval_interval": 400,
         "eval_episodes": 1, "log_interval": 100, "query": {"strategy": "uniform"},
         "feedback": {"budget": 40, "per_round": 20, "first_query_step": 100, "interval": 150, "segment_length": 10},
         "cpl": {"hidden_sizes": [16], "batch_size": 8, "steps_per_update": 20, "bc_steps": 20, "warmup_steps": 5},
+        "ipl": {"hidden_sizes": [16], "batch_size": 8, "steps_per_update": 20, "replay_batch_size": 32},
         "reward_free": {"update_interval": 50},
     })
-    summary = RewardFreeTrainer(config, tmp_path).train()
+    trainer = RewardFreeTrainer(config, tmp_path)
+    summary = trainer.train()
     assert summary["teacher/labeled"] == 40 and "eval/true_return" in summary
     rows = MetricsLog(tmp_path / "metrics.jsonl").read()
-    assert any("reward/cpl_loss" in r for r in rows) and (tmp_path / "preferences.sqlite").exists()
+    assert any(metric in r for r in rows) and (tmp_path / "preferences.sqlite").exists()
+    if method == "ipl":  # the transition log became the unlabeled replay
+        assert trainer.learner.replay is not None and len(trainer.learner.replay.obs) == 400
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_learning_holds_across_seeds(reach_dataset, tmp_path, seed):
+    """The two learning checks above, on more seeds and with longer training."""
+    def run(method: str, steps: int) -> tuple[float, float]:
+        config = offline_config(method, reach_dataset, tmp_path / method, steps, seed=seed)
+        summary = RewardFreeTrainer(config, tmp_path / method).train()
+        return MetricsLog(tmp_path / method / "metrics.jsonl").read()[0]["eval/true_return"], summary["eval/true_return"]
+
+    _, cpl = run("cpl", 3000)
+    _, bc = run("bc", 3000)
+    ipl_initial, ipl = run("ipl", 3000)
+    assert cpl > bc + 100 and ipl > ipl_initial + 100, (cpl, bc, ipl_initial, ipl)
