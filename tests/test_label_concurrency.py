@@ -76,7 +76,7 @@ def test_concurrent_annotators_lose_and_double_count_nothing(tmp_path):
     assert not problems, problems[:5]
     labels = store.execute("SELECT id, query_id, annotator FROM labels")
     given = [label_id for ids in acknowledged.values() for label_id in ids]
-    assert len(given) > 50, "the annotators should have answered many pairs in the time"
+    assert len(given) > 20, "the annotators should have answered many pairs in the time"
     assert sorted(given) == sorted(row[0] for row in labels)  # every acknowledged label stored, nothing else
     for name, ids in acknowledged.items():
         assert {row[2] for row in labels if row[0] in set(ids)} <= {name}  # stored under the annotator who gave it

@@ -4,7 +4,10 @@ human teacher's consensus and round timeout."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
+import uuid
 
 import numpy as np
 import pytest
@@ -103,3 +106,37 @@ def test_human_teacher_returns_consensus_and_goes_on_after_its_timeout(tmp_path,
     out = capsys.readouterr().out
     assert "alice: http://127.0.0.1:" in out and "round timeout after 0.5 s with 1/3 answers" in out
     assert store.get_meta("label_budget") == "30" and store.counts().labeled == 1  # the teacher wrote nothing itself
+
+
+POSTGRES = os.environ.get("PBRL_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="set PBRL_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@host/db (a scratch "
+                    "database: its pbrl tables are dropped) to run the store and the label queue on PostgreSQL")
+def test_store_and_label_queue_on_postgresql(tmp_path):
+    from sqlalchemy import create_engine
+
+    from pbrl.database import METADATA
+
+    METADATA.drop_all(create_engine(POSTGRES))
+    store, queries = stateless_store(POSTGRES, pairs=30, needed=2)
+    queue = LabelQueue(store)
+    names = [f"a{i}" for i in range(4)]
+    for name in names:
+        queue.add_annotator(name)
+
+    def annotate(name: str) -> None:
+        while (assignment := queue.next_for(name)) is not None:
+            queue.submit(name, assignment.query_id, "left", uuid.uuid4().hex)
+
+    threads = [threading.Thread(target=annotate, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    per_query = store.execute("SELECT query_id, COUNT(*) FROM labels GROUP BY query_id")
+    assert len(per_query) == 30 and {n for _, n in per_query} == {2}  # k annotators per pair, no more
+    assert queue.missing(queries) == 0 and store.counts().labeled == 30
+    export_labels(store, tmp_path / "labels.jsonl")
+    assert len(read_dataset(tmp_path / "labels.jsonl")) == len(store.dataset()[0]) == 60
+    assert PreferenceStore(POSTGRES).get_meta("schema_version") == str(SCHEMA_VERSION)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import Connection, case, func, insert, or_, select, update
 
 from pbrl.database import annotators_table, assignments_table, labels_table, queries_table, queue_table
 from pbrl.store import PreferenceStore
@@ -131,38 +131,47 @@ class LabelQueue:
 
     def next_for(self, annotator: str) -> Assignment | None:
         """The annotator's open assignment, else a new one on the newest round's first query they can take."""
-        a, q, queries = assignments_table.c, queue_table.c, queries_table.c
+        a, queries = assignments_table.c, queries_table.c
         now = time.time()
         with self.store.transaction() as connection:
-            open_query = connection.execute(
+            query_id = connection.execute(
                 select(a.query_id).where(a.annotator == annotator, a.label_id.is_(None)).order_by(a.id).limit(1)
             ).scalar()
-            if open_query is None:
-                mine = select(a.id).where(a.query_id == q.query_id, a.annotator == annotator).exists()
-                holding = (
-                    select(func.count()).select_from(assignments_table)
-                    .where(a.query_id == q.query_id, or_(a.label_id.is_not(None), a.assigned_at > now - self.lease))
-                    .scalar_subquery()
-                )
-                open_query = connection.execute(
-                    select(q.query_id).join_from(queue_table, queries_table, queries.id == q.query_id)
-                    .where(~mine, holding < q.needed).order_by(queries.round.desc(), q.query_id).limit(1)
-                    .with_for_update()
-                ).scalar()
-                if open_query is None:
+            if query_id is None:
+                query_id = self._take(connection, annotator, now)
+                if query_id is None:
                     return None
                 swapped = int(self.rng.integers(2))
                 connection.execute(insert(assignments_table).values(
-                    query_id=open_query, annotator=annotator, swapped=swapped, assigned_at=now))
+                    query_id=query_id, annotator=annotator, swapped=swapped, assigned_at=now))
             row = connection.execute(
                 select(queries.round, queries.left_id, queries.right_id, a.swapped)
                 .join_from(queries_table, assignments_table, a.query_id == queries.id)
-                .where(queries.id == open_query, a.annotator == annotator)
+                .where(queries.id == query_id, a.annotator == annotator)
             ).one()
         round_index, left, right, swapped = row
         shown = (right, left) if swapped else (left, right)
-        return Assignment(int(open_query), int(round_index), int(shown[0]), int(shown[1]), bool(swapped))
+        return Assignment(int(query_id), int(round_index), int(shown[0]), int(shown[1]), bool(swapped))
 
+    def _take(self, connection: Connection, annotator: str, now: float) -> int | None:
+        """The first queued query this annotator may take (locked for this transaction), or ``None``."""
+        a, q, queries = assignments_table.c, queue_table.c, queries_table.c
+        mine = select(a.id).where(a.query_id == q.query_id, a.annotator == annotator).exists()
+        holding = (
+            select(func.count()).select_from(assignments_table)
+            .where(a.query_id == q.query_id, or_(a.label_id.is_not(None), a.assigned_at > now - self.lease))
+            .scalar_subquery()
+        )
+        free = select(q.query_id).join_from(queue_table, queries_table, queries.id == q.query_id).where(
+            ~mine, holding < q.needed)
+        while True:
+            # SQLite runs one writer at a time. PostgreSQL may let a concurrent annotator take the candidate
+            # between our read and our lock: once the lock is ours, a new statement sees their assignment.
+            candidate = connection.execute(
+                free.order_by(queries.round.desc(), q.query_id).limit(1).with_for_update(of=queue_table)
+            ).scalar()
+            if candidate is None or connection.execute(free.where(q.query_id == candidate)).scalar() is not None:
+                return candidate
     def submit(self, annotator: str, query_id: int, choice: str, request_id: str, note: str = "") -> Submission:
         """Store an annotator's on-screen ``choice`` (see :data:`CHOICES`) for their assignment, exactly once."""
         if choice not in CHOICES:
@@ -188,8 +197,10 @@ class LabelQueue:
                 connection, query_id, label, annotator, swapped=bool(assignment.swapped),
                 shown_at=assignment.assigned_at, note=note,
             )
-            connection.execute(update(assignments_table).where(a.id == assignment.id)
-                               .values(label_id=label_id, request_id=request_id))
+            claimed = connection.execute(update(assignments_table).where(a.id == assignment.id, a.label_id.is_(None))
+                                         .values(label_id=label_id, request_id=request_id)).rowcount
+            if claimed != 1:  # a concurrent answer won (possible on PostgreSQL; SQLite serialises writers): undo ours
+                raise AlreadyLabeled(f"pair {query_id} already has {annotator}'s label; a second one is not accepted")
         return Submission(label_id, duplicate=False)
 
     def shows(self, annotator: str, segment_id: int) -> bool:
