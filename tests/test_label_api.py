@@ -182,3 +182,16 @@ def test_servers_bind_loopback_by_default(served, tmp_path):
     store, queries, server = served
     assert server.host == "127.0.0.1" and HumanTeacherConfig().host == "127.0.0.1" and server.warning() is None
     assert "reachable from the network" in _server(store, tmp_path, host="0.0.0.0").warning()
+
+
+def test_a_wanted_video_jumps_the_render_queue_and_close_drops_the_rest(tmp_path):
+    store, _ = queued_store(tmp_path / "p.sqlite", pairs=3, length=5)
+    cache = _server(store, tmp_path).cache  # one render worker
+    try:
+        first, *middle, last = (cache.request(segment) for segment in range(1, 7))
+        wanted = cache.request(6, urgent=True)
+        assert wanted is last and wanted.result(timeout=120).endswith(".mp4")
+        assert first.done() and not any(job.done() for job in middle[1:])  # 6 went right after the one in flight
+    finally:
+        cache.close()
+    assert all(job.cancelled() for job in middle[2:]) and cache.path(6).exists() and not cache.path(5).exists()

@@ -103,7 +103,7 @@ def create_app(queue: LabelQueue, cache: VideoCache, task: str, render_timeout: 
         assignment = queue.next_for(who)
         if assignment is None:
             return {"pair": None, "progress": queue.progress(who)}
-        cache.prefetch([assignment.shown_left, assignment.shown_right])
+        cache.prefetch([assignment.shown_left, assignment.shown_right], urgent=True)  # first, if still waiting
         side = lambda segment: {"segment": segment, "video": f"/video/{segment}.mp4"}  # noqa: E731
         pair = {"id": assignment.query_id, "round": assignment.round,
                 "left": side(assignment.shown_left), "right": side(assignment.shown_right)}
@@ -119,7 +119,7 @@ def create_app(queue: LabelQueue, cache: VideoCache, task: str, render_timeout: 
         if segment_id < 1 or not queue.shows(who, segment_id):
             raise HTTPException(404, f"no video {segment_id} among your pairs")
         try:
-            path = cache.request(segment_id).result(timeout=render_timeout)
+            path = cache.request(segment_id, urgent=True).result(timeout=render_timeout)
         except Unrenderable as error:
             raise HTTPException(404, str(error)) from None
         except concurrent.futures.TimeoutError:

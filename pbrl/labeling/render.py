@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -116,14 +117,22 @@ class Unrenderable(ValueError):
 
 
 class VideoCache:
-    """Videos of stored segments in ``directory``, rendered on request by a pool of processes."""
+    """Videos of stored segments in ``directory``, rendered by a pool of processes.
+
+    Segments wait in this cache's own queue and go to the pool one per free worker, so a
+    video someone is waiting for can jump the queue (``urgent``) and a run that exits
+    leaves at most one render per worker to finish.
+    """
 
     def __init__(self, store: PreferenceStore, directory: str | Path, settings: RenderSettings = RenderSettings()):
         self.store, self.settings = store, settings
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[int, Future[str]] = {}
-        self._lock = threading.Lock()
+        self._waiting: deque[int] = deque()
+        self._inputs: dict[int, tuple[str, np.ndarray]] = {}  # env id and states of each waiting segment
+        self._busy = 0
+        self._lock = threading.RLock()  # a render's done-callback may run inside submit(), under the lock
         self._pool: ProcessPoolExecutor | None = None
 
     def path(self, segment_id: int) -> Path:
@@ -133,29 +142,61 @@ class VideoCache:
             raise ValueError(f"video path {path} would leave the cache folder")
         return path
 
-    def request(self, segment_id: int) -> Future[str]:
-        """A future for the segment's video file; renders it unless cached or already rendering."""
+    def request(self, segment_id: int, urgent: bool = False) -> Future[str]:
+        """A future for the segment's video file; queues its render unless cached or queued already.
+
+        ``urgent`` puts it at the head of the queue (someone is waiting for it now).
+        """
         path = self.path(segment_id)
         with self._lock:
             job = self._jobs.get(segment_id)
             if job is not None and not (job.done() and job.exception() is not None):
+                if urgent and segment_id in self._inputs:
+                    self._waiting.remove(segment_id)
+                    self._waiting.appendleft(segment_id)
                 return job
+            job = Future()
             if path.exists():
-                done: Future[str] = Future()
-                done.set_result(str(path))
-                self._jobs[segment_id] = done
-                return done
-            batch = self.store.segment_batch([segment_id])
-            if batch.provenance.sim_states is None:
-                raise Unrenderable(f"segment {segment_id} was stored without simulator states; it cannot be rendered")
-            job_args = (render_video, batch.provenance.env_id, batch.provenance.sim_states[0], str(path), self.settings)
+                job.set_result(str(path))
+            else:
+                batch = self.store.segment_batch([segment_id])
+                if batch.provenance.sim_states is None:
+                    raise Unrenderable(f"segment {segment_id} was stored without simulator states: it cannot be shown")
+                self._inputs[segment_id] = (batch.provenance.env_id, batch.provenance.sim_states[0])
+                (self._waiting.appendleft if urgent else self._waiting.append)(segment_id)
+            self._jobs[segment_id] = job
+            self._pump()
+            return job
+
+    def _pump(self) -> None:
+        """Hand waiting segments to free workers (called with the lock held)."""
+        while self._busy < self.settings.workers and self._waiting:
+            segment_id = self._waiting[0]
+            env_id, states = self._inputs[segment_id]
+            job_args = (render_video, env_id, states, str(self.path(segment_id)), self.settings)
             try:
-                job = self._workers().submit(*job_args)
+                work = self._workers().submit(*job_args)
             except BrokenProcessPool:  # a render process died (e.g. an OpenGL crash): start fresh ones
                 self._pool = None
-                job = self._workers().submit(*job_args)
-            self._jobs[segment_id] = job
-            return job
+                work = self._workers().submit(*job_args)
+            except RuntimeError:  # the interpreter is exiting: render nothing more
+                return
+            self._waiting.popleft()
+            del self._inputs[segment_id]
+            self._busy += 1
+            work.add_done_callback(lambda done, segment_id=segment_id: self._finished(segment_id, done))
+
+    def _finished(self, segment_id: int, work: Future[str]) -> None:
+        with self._lock:
+            self._busy -= 1
+            job = self._jobs[segment_id]
+            if work.cancelled():
+                job.cancel()
+            elif work.exception() is not None:
+                job.set_exception(work.exception())
+            else:
+                job.set_result(work.result())
+            self._pump()
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -169,17 +210,21 @@ class VideoCache:
             for _ in range(self.settings.workers):
                 self._workers().submit(_warm)
 
-    def prefetch(self, segment_ids: list[int]) -> None:
-        """Start rendering these segments (in this order) unless cached; segments without states are passed over."""
-        for segment_id in segment_ids:
+    def prefetch(self, segment_ids: list[int], urgent: bool = False) -> None:
+        """Queue these segments' renders (in this order) unless cached; segments without states are passed over."""
+        for segment_id in reversed(segment_ids) if urgent else segment_ids:
             try:
-                self.request(segment_id)
+                self.request(segment_id, urgent)
             except Unrenderable:
                 continue
 
     def close(self) -> None:
-        """Stop the render processes (queued jobs are dropped; finished videos stay cached)."""
+        """Drop the waiting renders, let running ones finish, stop the processes (videos stay cached)."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            for segment_id in self._waiting:
+                self._jobs.pop(segment_id).cancel()
+            self._waiting.clear()
+            self._inputs.clear()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
