@@ -195,3 +195,5 @@ def test_a_wanted_video_jumps_the_render_queue_and_close_drops_the_rest(tmp_path
     finally:
         cache.close()
     assert all(job.cancelled() for job in middle[2:]) and cache.path(6).exists() and not cache.path(5).exists()
+    other, _ = stateless_store(tmp_path / "other.sqlite", pairs=3)  # another store's segment 6 is another video
+    assert _server(other, tmp_path).cache.path(6) != cache.path(6) == _server(store, tmp_path).cache.path(6)

@@ -6,7 +6,7 @@ env id (an OpenGL context belongs to one process), draws the segment's frames fr
 ``sim_states`` with :func:`envs.render_states` (headless EGL on Mesa) and encodes an
 H.264 / yuv420p mp4 (``+faststart``, plays in every browser) with imageio-ffmpeg. A video
 is written under a temporary name and renamed into place, so the cache folder only ever
-holds whole files, named by segment id and render settings.
+holds whole files, named by store, segment id and render settings.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -128,6 +129,10 @@ class VideoCache:
         self.store, self.settings = store, settings
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.key = store.get_meta("video_key")  # names this store's videos: segment ids repeat across stores
+        if self.key is None:
+            self.key = secrets.token_hex(4)
+            store.set_meta("video_key", self.key)
         self._jobs: dict[int, Future[str]] = {}
         self._waiting: deque[int] = deque()
         self._inputs: dict[int, tuple[str, np.ndarray]] = {}  # env id and states of each waiting segment
@@ -137,7 +142,7 @@ class VideoCache:
 
     def path(self, segment_id: int) -> Path:
         """Where a segment's video is (or will be) — always inside the cache folder."""
-        path = (self.directory / self.settings.file_name(segment_id)).resolve()
+        path = (self.directory / f"{self.key}-{self.settings.file_name(segment_id)}").resolve()
         if path.parent != self.directory:
             raise ValueError(f"video path {path} would leave the cache folder")
         return path
