@@ -121,16 +121,14 @@ def bc_loss(log_probs: torch.Tensor, batch: PairBatch, data: str) -> torch.Tenso
 class CPL(PolicyLearner):
     """The CPL policy learner: BC pre-training, then the contrastive loss (+ optional BC term)."""
 
+    config: CPLConfig
+
     def __init__(self, obs_dim: int, act_dim: int, config: CPLConfig = CPLConfig(), seed: int = 0) -> None:
-        self.config = config
-        self.device = torch.device(config.device)
-        self.steps_per_update = config.steps_per_update
-        self.seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.policy = GaussianPolicy(obs_dim, act_dim, config.hidden_sizes, config.dropout).to(self.device)
-        self.updates = 0
+        super().__init__(obs_dim, act_dim, config, seed)
         self._make_optimizer(warmup=0)
+
+    def build_networks(self, obs_dim: int, act_dim: int) -> None:
+        self.policy = GaussianPolicy(obs_dim, act_dim, self.config.hidden_sizes, self.config.dropout).to(self.device)
 
     def _make_optimizer(self, warmup: int) -> None:
         self._warmup = warmup

@@ -143,23 +143,22 @@ class Critic(nn.Module):
 class IPL(PolicyLearner):
     """IPL-IQL: implicit-reward critic, expectile value, advantage-weighted policy."""
 
+    config: IPLConfig
+
     def __init__(self, obs_dim: int, act_dim: int, config: IPLConfig = IPLConfig(), seed: int = 0) -> None:
-        self.config = config
-        self.device = torch.device(config.device)
-        self.steps_per_update = config.steps_per_update
-        self.seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.policy = GaussianPolicy(obs_dim, act_dim, config.hidden_sizes, learn_std=True).to(self.device)
-            self.critic = Critic(obs_dim, act_dim, config.hidden_sizes).to(self.device)
-            self.value = mlp(obs_dim, 1, config.hidden_sizes).to(self.device)
+        super().__init__(obs_dim, act_dim, config, seed)
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
         self.optimizers = {
             name: torch.optim.Adam(module.parameters(), lr=config.lr)
             for name, module in (("actor", self.policy), ("critic", self.critic), ("value", self.value))
         }
         self.replay: Replay | None = None
-        self.updates = 0
+
+    def build_networks(self, obs_dim: int, act_dim: int) -> None:
+        hidden = self.config.hidden_sizes
+        self.policy = GaussianPolicy(obs_dim, act_dim, hidden, learn_std=True).to(self.device)
+        self.critic = Critic(obs_dim, act_dim, hidden).to(self.device)
+        self.value = mlp(obs_dim, 1, hidden).to(self.device)
 
     def set_replay(self, replay: Replay | None) -> None:
         """Unlabeled transitions for the χ², value and policy losses (used when replay_batch_size > 0)."""

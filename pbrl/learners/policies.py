@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -94,10 +94,18 @@ def sample_pairs(
     return PairBatch(both("obs"), both("actions"), both("next_obs"), labels)
 
 
+class PolicyLearnerConfig(Protocol):
+    """What :class:`PolicyLearner` reads from a learner's config (``CPLConfig``, ``IPLConfig``)."""
+
+    device: str
+    steps_per_update: int
+
+
 class PolicyLearner(PreferenceLearner):
     """A reward-free preference learner: it owns a policy and acts with it.
 
-    Subclasses set ``self.policy`` and ``self.device``, call :meth:`seed` and implement
+    Subclasses implement :meth:`build_networks` (called once, with the global torch RNG
+    seeded by ``seed`` inside a fork, so the initial weights depend on the seed alone) and
     :meth:`train_step`; :meth:`update` runs ``steps_per_update`` of them on minibatches.
     Randomness is the learner's own: minibatches come from ``self.rng`` and dropout draws
     from a torch RNG state kept with the learner (the global one is left as it was), so the
@@ -105,9 +113,20 @@ class PolicyLearner(PreferenceLearner):
     """
 
     policy: GaussianPolicy
-    device: torch.device
-    steps_per_update: int
-    updates: int = 0  # gradient steps taken so far
+
+    def __init__(self, obs_dim: int, act_dim: int, config: PolicyLearnerConfig, seed: int) -> None:
+        self.config = config
+        self.device = torch.device(config.device)
+        self.steps_per_update = config.steps_per_update
+        self.updates = 0  # gradient steps taken so far
+        self.seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.build_networks(obs_dim, act_dim)
+
+    @abstractmethod
+    def build_networks(self, obs_dim: int, act_dim: int) -> None:
+        """Create ``self.policy`` (and any other network) on ``self.device``."""
 
     def seed(self, seed: int) -> None:
         """Seed the minibatch generator and the torch RNG state used inside :meth:`update`."""
