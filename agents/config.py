@@ -18,7 +18,7 @@ class SACConfig:
     learning_starts: int = 1_000
     """Uniform-random steps before learning (B-Pref num_seed_steps)."""
     gamma: float = 0.99
-    """Discount factor."""
+    """Discount factor (learner=regret with regret.mode=greedy: used only by unsupervised pre-training; the greedy actor bootstraps nothing)."""
     tau: float = 0.005
     """Polyak rate of the target critic."""
     hidden_sizes: tuple[int, ...] = (256, 256)
@@ -34,7 +34,7 @@ class SACConfig:
     reset_critic: bool = True
     """PEBBLE: re-initialise the critic after pre-training, before the first learned-reward update."""
     reset_update: int = 100
-    """Gradient steps right after the critic reset (B-Pref reset_update)."""
+    """Gradient steps right after the critic reset (B-Pref reset_update); regret.mode=greedy: actor steps on the first Â."""
     device: str = "cpu"
     """Torch device ('cpu', 'cuda', 'auto'); small MLPs are fastest on one CPU thread."""
     recent_fraction: float | None = None

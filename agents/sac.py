@@ -22,9 +22,11 @@ from agents.state_entropy import StateEntropyReward
 from pbrl.learners.base import PreferenceLearner, RewardLearner
 
 
-def make_sac(env: VecEnv, config: SACConfig, seed: int, tensorboard_log: str | None = None) -> SAC:
-    """SB3 SAC with a relabelable replay buffer (and the state-entropy reward switched on if asked)."""
-    model = SAC(
+def make_sac(
+    env: VecEnv, config: SACConfig, seed: int, tensorboard_log: str | None = None, algorithm: type[SAC] = SAC,
+) -> SAC:
+    """SB3 SAC (or a subclass, ``algorithm``) with a relabelable replay buffer (and the state-entropy reward switched on if asked)."""
+    model = algorithm(
         "MlpPolicy",
         env,
         learning_rate=config.learning_rate,

@@ -63,11 +63,10 @@ def _bradley_terry(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
 
 
 def _advantage(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
-    gamma_key, gamma = ("ppo.gamma", config.ppo.gamma) if config.method == "pref-ppo" else ("sac.gamma", config.sac.gamma)
-    if config.regret.mode == "greedy" and gamma != 0:
+    if config.regret.mode == "greedy" and config.method == "pref-ppo":
         raise ConfigError(
-            f"regret.mode=greedy acts greedily on Â: set {gamma_key}=0 (the critic's target is then Â itself), "
-            "or use regret.mode=reward to optimise Â as a reward with discounting"
+            "regret.mode=greedy trains a SAC-style actor on Â(s, π(s)) directly, which PPO has no place for: "
+            "use method=pebble, or regret.mode=reward to give PPO Â as its reward"
         )
     return AdvantageLearner(env.obs_dim, env.act_dim, config.reward, config.regret, config.seed)
 

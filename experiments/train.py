@@ -26,6 +26,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import envs
+from agents.advantage_policy import GreedyAdvantageHooks, GreedyAdvantageSAC
 from agents.callback import PreferenceCallback
 from agents.evaluation import Evaluator
 from agents.ppo import PPOFeedbackHooks, make_ppo
@@ -97,9 +98,13 @@ class Trainer:
         else:
             sac = replace(config.sac, buffer_size=min(config.sac.buffer_size, config.steps))
             sac = replace(sac, unsupervised_pretraining=sac.unsupervised_pretraining and self.learner is not None)
-            self.model = make_sac(agent_env, sac, config.seed)
+            self.model = make_sac(agent_env, sac, config.seed, algorithm=_sac_class(config))
         self.model.set_logger(configure(tb, ["csv", "tensorboard"]))
-        self.hooks = PPOFeedbackHooks() if on_policy else SACFeedbackHooks(self.model, config.sac)
+        if isinstance(self.model, GreedyAdvantageSAC):  # the learner is not part of the saved agent
+            self.model.advantage = self.learner
+            self.hooks = GreedyAdvantageHooks(self.model, config.sac)
+        else:
+            self.hooks = PPOFeedbackHooks() if on_policy else SACFeedbackHooks(self.model, config.sac)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         if resuming:
             self._restore_loop(checkpoint)
@@ -160,7 +165,7 @@ class Trainer:
     def _load_agent(self, checkpoint: Path, agent_env, on_policy: bool):
         if isinstance(agent_env, VecNormalize):
             agent_env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), self.pref_env)
-        cls = PPO if on_policy else SAC
+        cls = PPO if on_policy else _sac_class(self.config)
         device = self.config.ppo.device if on_policy else self.config.sac.device
         model = cls.load(checkpoint / "agent.zip", env=agent_env, device=device)
         if not on_policy:
@@ -187,6 +192,12 @@ def _recover_interrupted_swap(run_dir: Path) -> None:
     final, old = run_dir / "checkpoint", run_dir / "checkpoint.old"
     if not final.exists() and old.exists():
         old.rename(final)
+
+
+def _sac_class(config: TrainConfig) -> type[SAC]:
+    """SAC, or with learner=regret and regret.mode=greedy the SAC whose actor ascends Â directly."""
+    greedy = config.method == "pebble" and config.learner == "regret" and config.regret.mode == "greedy"
+    return GreedyAdvantageSAC if greedy else SAC
 
 
 def run_dir_for(config: TrainConfig) -> Path:

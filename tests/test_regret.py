@@ -240,15 +240,15 @@ def test_anchored_reward_pins_the_constant_at_the_greedy_action():
     assert np.abs(unanchored).mean() > 0.2  # without the fix the free constant stays in the reward
 
 
-def test_greedy_mode_needs_a_zero_discount():
+def test_greedy_mode_is_a_pebble_agent():
     from experiments.builders import EnvSpec, build_learner
     from experiments.config import ConfigError
 
     spec = EnvSpec("chain", N_STATES, 1, 100)
-    with pytest.raises(ConfigError, match="sac.gamma=0"):
-        build_learner(_config(["learner=regret"]), spec)
-    assert build_learner(_config(["learner=regret", "sac.gamma=0"]), spec) is not None
-    assert build_learner(_config(["learner=regret", "regret.mode=reward"]), spec) is not None
+    with pytest.raises(ConfigError, match="regret.mode=greedy .* use method=pebble, or regret.mode=reward"):
+        build_learner(_config(["learner=regret", "method=pref-ppo"]), spec)
+    assert build_learner(_config(["learner=regret"]), spec) is not None  # any sac.gamma: the greedy actor bootstraps nothing
+    assert build_learner(_config(["learner=regret", "method=pref-ppo", "regret.mode=reward"]), spec) is not None
 
 
 def _config(overrides):
@@ -258,7 +258,7 @@ def _config(overrides):
 
 
 def test_advantage_learner_in_the_loop_relabels_and_resumes(tmp_path):
-    # Â as a reward with the anchor (the mode with the most moving parts; greedy mode differs only in the builder's γ check).
+    # Â as SAC's reward with the anchor (greedy mode's agent: tests/test_advantage_policy.py).
     extra = ["regret.mode=reward", "regret.anchor_steps=20", "steps=500", "feedback.budget=10"]
     from experiments.train import Trainer
     from tests.test_training import tiny

@@ -16,10 +16,10 @@ up to a constant (and, with deterministic labels, up to a positive scale).
 
 How the agent uses Â (``regret.mode``):
 
-* ``greedy`` — the second paper's recommendation: act greedily on Â. The agent's reward is
-  ``Â(s, a)`` and the agent runs with discount 0 (``sac.gamma=0``; ``ppo.gamma=0`` for
-  PPO): SAC's critic target is then ``Â`` itself (nothing is bootstrapped) and its actor
-  maximises ``Â(s, π(s)) + α H(π(·|s))``. The constant is irrelevant to an argmax.
+* ``greedy`` — the second paper's recommendation: act greedily on Â. A dedicated actor
+  (``agents.advantage_policy.GreedyAdvantageSAC``, method=pebble) maximises
+  ``Â(s, π(s)) + α H(π(·|s))`` through :meth:`AdvantageLearner.differentiable_advantage`:
+  no critic, no bootstrapping, no discount. The constant is irrelevant to an argmax.
 * ``reward`` — Â mistaken for a reward and optimised with γ > 0, for comparison. The
   pitfall the paper describes: the unidentified constant ``c`` becomes a per-step bonus or
   penalty, so with termination the agent learns to prolong or to end episodes. The
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
 from pbrl.learners.ensemble import EnsembleMLP
@@ -52,7 +53,7 @@ class AdvantageConfig:
     """The optimal-advantage learner (learner=regret); the ensemble's training knobs are in ``reward``."""
 
     mode: str = "greedy"
-    """'greedy': the agent acts greedily on Â (reward Â with agent discount 0, the paper's recommendation); 'reward': Â used as a reward with γ > 0."""
+    """'greedy' (the paper's recommendation; method=pebble): a dedicated actor maximises Â(s, π(s)) + αH, no critic; 'reward': Â used as SAC's or PPO's reward with γ > 0."""
     anchor: bool = True
     """mode=reward: the paper's fix — subtract Â(s, μ(s)) so max_a Â(s, a) = 0, pinning Â's free constant as absorbing states do."""
     anchor_steps: int = 200
@@ -79,7 +80,9 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class AdvantageLearner(BTEnsemble):
-    """An ensemble ``Â_e(s, a)`` fit with the regret preference model."""
+    """An ensemble ``Â_e(s, a)`` fit with the regret preference model; the agent either ascends
+    it directly (mode=greedy, :meth:`differentiable_advantage`) or takes it as a reward
+    (mode=reward, :meth:`reward_tensor`, anchored by the actor μ)."""
 
     def __init__(
         self, obs_dim: int, act_dim: int, reward: BTEnsembleConfig = BTEnsembleConfig(),
@@ -105,6 +108,12 @@ class AdvantageLearner(BTEnsemble):
     def advantage_tensor(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Ensemble-mean ``Â(s, a)``, ``[N]``."""
         return self._member_rewards(self._inputs(obs, actions)).mean(dim=0)
+
+    def differentiable_advantage(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Ensemble-mean ``Â(s, a)``, ``[N]``, differentiable in ``actions`` but not in Â's own
+        parameters (read detached), so an actor can ascend Â without training it."""
+        frozen = {name: param.detach() for name, param in self.net.named_parameters()}
+        return functional_call(self.net, frozen, (self._inputs(obs, actions),)).squeeze(-1).mean(dim=0)
 
     @torch.no_grad()
     def reward_tensor(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -133,16 +142,12 @@ class AdvantageLearner(BTEnsemble):
         cfg, states = self.advantage_config, getattr(self, "_states", None)
         if not self.anchored or states is None or cfg.anchor_steps == 0:
             return metrics
-        self.net.requires_grad_(False)
-        try:
-            for _ in range(cfg.anchor_steps):
-                batch = states[torch.as_tensor(self.rng.integers(0, len(states), cfg.anchor_batch), device=self.device)]
-                loss = -self.net(self._inputs(batch, self.actor(batch))).mean()
-                self.actor_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.actor_optimizer.step()
-        finally:
-            self.net.requires_grad_(True)
+        for _ in range(cfg.anchor_steps):
+            batch = states[torch.as_tensor(self.rng.integers(0, len(states), cfg.anchor_batch), device=self.device)]
+            loss = -self.differentiable_advantage(batch, self.actor(batch)).mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.actor_optimizer.step()
         return {**metrics, "anchor_advantage": -loss.item()}
 
     # ---------------------------------------------------------------- persistence
