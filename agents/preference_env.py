@@ -5,8 +5,9 @@ It does three things on every step, for SAC and PPO alike:
 * replaces the env's reward with the learner's reward ``r̂(s, a, s')`` (the true reward
   stays in ``info["true_reward"]``), so the agent never trains on the true reward —
   unless there is no learner at all (``learner=None``: the true-reward SAC baseline);
-* logs the transition — with its true reward, success and the simulator state before the
-  step — into the :class:`~pbrl.transitions.TransitionLog` that segments are drawn from;
+* logs the transition — with its true reward, success, whether it truly terminated the
+  episode (not a time-limit cut) and the simulator state before the step — into the
+  :class:`~pbrl.transitions.TransitionLog` that segments are drawn from;
 * keeps the true return and success of recent episodes (for logging and for the
   teacher's B-Pref thresholds).
 
@@ -70,6 +71,8 @@ class PreferenceVecEnv(VecEnvWrapper):
         true_rewards = np.array([info["true_reward"] for info in infos], dtype=np.float32)
         successes = np.array([info.get("success", 0.0) for info in infos], dtype=np.float32)
         sim_states = np.stack([info["sim_state"] for info in infos]) if "sim_state" in infos[0] else None
+        # SB3 folds terminated and truncated into ``dones``; a time-limit cut is flagged in the info
+        terminals = np.array([done and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)])
 
         if isinstance(self.learner, RewardLearner):
             rewards = self.learner.reward(self._obs, self._actions, next_obs).astype(np.float32)
@@ -77,7 +80,7 @@ class PreferenceVecEnv(VecEnvWrapper):
             rewards = np.asarray(env_rewards, dtype=np.float32)
         else:  # reward-free learners own their policy; the env reward is not used
             rewards = np.zeros(self.num_envs, dtype=np.float32)
-        self.log.add(self._obs, self._actions, next_obs, true_rewards, successes, dones, sim_states)
+        self.log.add(self._obs, self._actions, next_obs, true_rewards, successes, dones, sim_states, terminals)
 
         self._return += true_rewards
         self._learned_return += rewards

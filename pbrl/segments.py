@@ -5,7 +5,8 @@ known about a batch of segments into three parts so that learners cannot read th
 reward *by construction*:
 
 * :class:`Segments` — what a preference learner or a query strategy may see
-  (observations, actions, next observations);
+  (observations, actions, next observations, and which steps ended the episode in a
+  true termination);
 * :class:`SegmentTruth` — true rewards and successes, for synthetic teachers and metrics;
 * :class:`Provenance` — where each segment came from (episode, start step, simulator
   states), so it can be re-rendered for a human later.
@@ -32,12 +33,18 @@ class Segments:
     the same transition, so a learner can score every distinct transition once and
     gather — candidate pools drawn from one log overlap heavily (10⁴ pairs of 50-step
     segments touch at most the log's size in distinct steps).
+
+    ``terminals`` (optional, ``[B, T]`` bool) marks steps after which the episode truly
+    terminated (the MDP reached an absorbing state: Hopper fell), never a time-limit
+    truncation. Value-based learners bootstrap ``γ (1 − terminal) V(s')``; ``None`` means
+    no step terminates (the data never recorded it, or the env only truncates).
     """
 
     obs: np.ndarray
     actions: np.ndarray
     next_obs: np.ndarray
     step_ids: np.ndarray | None = None
+    terminals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         b, t = self.obs.shape[:2]
@@ -56,17 +63,29 @@ class Segments:
         """Steps per segment (T)."""
         return self.obs.shape[1]
 
+    @property
+    def terminal_mask(self) -> np.ndarray:
+        """``terminals`` as a ``[B, T]`` bool array, all False where the segments carry none."""
+        return np.zeros(self.obs.shape[:2], bool) if self.terminals is None else self.terminals
+
     def __getitem__(self, index) -> "Segments":
-        return Segments(self.obs[index], self.actions[index], self.next_obs[index], _take(self.step_ids, index))
+        return Segments(
+            self.obs[index], self.actions[index], self.next_obs[index],
+            _take(self.step_ids, index), _take(self.terminals, index),
+        )
 
     @staticmethod
     def concatenate(parts: list["Segments"]) -> "Segments":
+        """Stack along B; ``step_ids`` survive only if every part has them, ``terminals`` if
+        any part has them (parts without count as never terminating)."""
         ids = None if any(p.step_ids is None for p in parts) else np.concatenate([p.step_ids for p in parts])
+        terminals = None if all(p.terminals is None for p in parts) else np.concatenate([p.terminal_mask for p in parts])
         return Segments(
             np.concatenate([p.obs for p in parts]),
             np.concatenate([p.actions for p in parts]),
             np.concatenate([p.next_obs for p in parts]),
             ids,
+            terminals,
         )
 
 

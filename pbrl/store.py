@@ -71,6 +71,16 @@ def _decode(blob: bytes, segment_id: int, path: str) -> dict[str, np.ndarray]:
         ) from error
 
 
+def _stack_segments(items: list[dict[str, np.ndarray]]) -> Segments:
+    """Learner-visible arrays of decoded segments, ``[len(items), T, ...]``. ``terminals`` is
+    kept when any segment has it (segments stored before pbrl recorded it never terminate)."""
+    stack = lambda name: np.stack([item[name] for item in items])  # noqa: E731
+    terminals = None
+    if any("terminals" in item for item in items):
+        terminals = np.stack([item.get("terminals", np.zeros(len(item["obs"]), bool)) for item in items])
+    return Segments(stack("obs"), stack("actions"), stack("next_obs"), terminals=terminals)
+
+
 def check_label(label: float | None) -> float | None:
     """``label`` as stored: 0, ½ or 1, or ``None`` for a skip (``None`` or NaN); anything else is refused."""
     if label is None or bool(np.isnan(label)):
@@ -146,7 +156,11 @@ class PreferenceStore:
 
     # --------------------------------------------------------------- writing
     def add_segments(self, batch: SegmentBatch) -> np.ndarray:
-        """Persist segments (with truth and simulator states) and return their ids."""
+        """Persist segments (with truth and simulator states) and return their ids.
+
+        Each segment's arrays are one ``.npz`` blob; ``terminals`` is one of its entries only
+        when the segments carry it, so stores written before it existed read as before.
+        """
         now, rows, arrays = time.time(), [], []
         for i in range(len(batch)):
             item = {
@@ -156,6 +170,8 @@ class PreferenceStore:
                 "true_rewards": batch.truth.rewards[i],
                 "successes": batch.truth.successes[i],
             }
+            if batch.segments.terminals is not None:
+                item["terminals"] = batch.segments.terminals[i]
             if batch.provenance.sim_states is not None:
                 item["sim_states"] = batch.provenance.sim_states[i]
             arrays.append(item)
@@ -256,8 +272,7 @@ class PreferenceStore:
 
     def segments(self, ids: np.ndarray) -> Segments:
         """Learner-visible arrays of stored segments, ``[len(ids), T, ...]``."""
-        items = [self._segment_arrays(int(i)) for i in ids]
-        return Segments(*(np.stack([item[name] for item in items]) for name in ("obs", "actions", "next_obs")))
+        return _stack_segments([self._segment_arrays(int(i)) for i in ids])
 
     def segment_batch(self, ids: Sequence[int] | np.ndarray) -> SegmentBatch:
         """Stored segments with truth and provenance (for teachers, rendering, metrics)."""
@@ -267,7 +282,7 @@ class PreferenceStore:
         items = [self._segment_arrays(int(i)) for i in ids]
         stack = lambda name: np.stack([item[name] for item in items])  # noqa: E731
         return SegmentBatch(
-            Segments(stack("obs"), stack("actions"), stack("next_obs")),
+            _stack_segments(items),
             SegmentTruth(stack("true_rewards"), stack("successes")),
             Provenance(
                 env_id=rows[int(ids[0])][0] if len(ids) else "",

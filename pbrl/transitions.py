@@ -2,9 +2,11 @@
 
 SB3's replay and rollout buffers keep what the *agent* needs; the preference loop needs
 more: the true reward and success (for synthetic teachers and metrics), the simulator
-state before every step (to re-render a segment for a person), and episode boundaries
-(a segment never straddles two episodes). :class:`TransitionLog` keeps exactly that for
-the most recent ``capacity`` steps of every parallel environment.
+state before every step (to re-render a segment for a person), episode boundaries (a
+segment never straddles two episodes) and true terminations (value-based learners stop
+bootstrapping where the MDP ended, not where a time limit cut the episode).
+:class:`TransitionLog` keeps exactly that for the most recent ``capacity`` steps of every
+parallel environment.
 
 Candidate segments are drawn uniformly among valid start positions — positions whose
 next ``T`` steps lie inside one episode and inside the recent ``window`` — which is what
@@ -19,7 +21,9 @@ import numpy as np
 
 from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
 
-_FIELDS = ("obs", "actions", "next_obs", "true_rewards", "successes", "sim_states", "episode", "step", "env_step")
+_FIELDS = (
+    "obs", "actions", "next_obs", "true_rewards", "successes", "terminals", "sim_states", "episode", "step", "env_step",
+)
 
 
 class NotEnoughDataError(RuntimeError):
@@ -58,19 +62,27 @@ class TransitionLog:
         successes: np.ndarray,
         dones: np.ndarray,
         sim_states: np.ndarray | None = None,
+        terminals: np.ndarray | None = None,
     ) -> None:
         """Append one step of every env (arrays shaped ``[n_envs, ...]``).
 
         ``next_obs`` must be the true next observation (the terminal observation at an
-        episode end, not the reset one). ``dones`` marks the last step of an episode.
+        episode end, not the reset one). ``dones`` marks the last step of an episode,
+        whatever ended it; ``terminals`` (gymnasium's ``terminated``; ``None`` = all False)
+        the subset that ended in a true termination rather than a time-limit truncation.
         """
         n = self.n_envs
+        dones = np.asarray(dones, dtype=bool).reshape(n)
+        terminals = np.zeros(n, bool) if terminals is None else np.asarray(terminals, dtype=bool).reshape(n)
+        if np.any(terminals & ~dones):
+            raise ValueError("TransitionLog.add: a step marked terminal must also be marked done")
         row = {
             "obs": np.asarray(obs, dtype=np.float32).reshape(n, -1),
             "actions": np.asarray(actions, dtype=np.float32).reshape(n, -1),
             "next_obs": np.asarray(next_obs, dtype=np.float32).reshape(n, -1),
             "true_rewards": np.asarray(true_rewards, dtype=np.float32).reshape(n),
             "successes": np.asarray(successes, dtype=np.float32).reshape(n),
+            "terminals": terminals,
             "episode": self._episode.copy(),
             "step": self._step_in_episode.copy(),
             "env_step": np.full(n, self.total_steps, dtype=np.int64),
@@ -85,7 +97,6 @@ class TransitionLog:
         self.size = min(self.size + 1, self.capacity)
         self.total_steps += n
         self._step_in_episode += 1
-        dones = np.asarray(dones, dtype=bool).reshape(n)
         for e in np.flatnonzero(dones):
             self._episode[e] = self._next_episode
             self._next_episode += 1
@@ -139,7 +150,9 @@ class TransitionLog:
         envs = env_index[:, None]
         a = self.arrays
         step_ids = rows * self.n_envs + envs  # unique among the transitions stored right now
-        segments = Segments(a["obs"][rows, envs], a["actions"][rows, envs], a["next_obs"][rows, envs], step_ids)
+        segments = Segments(
+            a["obs"][rows, envs], a["actions"][rows, envs], a["next_obs"][rows, envs], step_ids, a["terminals"][rows, envs]
+        )
         truth = SegmentTruth(a["true_rewards"][rows, envs], a["successes"][rows, envs])
         provenance = Provenance(
             env_id=self.env_id,
@@ -155,7 +168,8 @@ class TransitionLog:
         rows = self._rows_oldest_first()[-max(1, count // self.n_envs) :]
         a = self.arrays
         flat = lambda name: a[name][rows].reshape(len(rows) * self.n_envs, 1, *a[name].shape[2:])  # noqa: E731
-        return Segments(flat("obs"), flat("actions"), flat("next_obs")), a["true_rewards"][rows].reshape(-1)
+        segments = Segments(flat("obs"), flat("actions"), flat("next_obs"), terminals=flat("terminals"))
+        return segments, a["true_rewards"][rows].reshape(-1)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
@@ -166,10 +180,13 @@ class TransitionLog:
 
     @classmethod
     def load(cls, path: Path, env_id: str = "") -> "TransitionLog":
+        """Read a log written by :meth:`save`; logs saved before terminals were recorded load with none."""
         with np.load(path) as data:
             capacity, n_envs, pos, size, next_episode, total = (int(x) for x in data["_meta"])
             log = cls(capacity, n_envs, env_id)
             log.pos, log.size, log._next_episode, log.total_steps = pos, size, next_episode, total
             log._episode, log._step_in_episode = data["_episode"], data["_step"]
             log.arrays = {name: data[name] for name in _FIELDS if name in data}
+        if log.arrays and "terminals" not in log.arrays:
+            log.arrays["terminals"] = np.zeros((capacity, n_envs), bool)
         return log

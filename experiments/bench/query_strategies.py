@@ -68,7 +68,8 @@ def collect(env_id: str, episodes: int, episode_length: int, seed: int) -> Trans
             action = np.clip(action, low, high).astype(np.float32)
             next_obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
-            log.add(obs[None], action[None], next_obs[None], np.array([info["true_reward"]]), np.array([0.0]), np.array([done]))
+            log.add(obs[None], action[None], next_obs[None], np.array([info["true_reward"]]), np.array([0.0]), np.array([done]),
+                    terminals=np.array([terminated]))
             obs = next_obs
             if done:
                 break

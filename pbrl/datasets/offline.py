@@ -10,7 +10,8 @@ dataset, laid out as::
     /episodes/next_obs    [N, obs_dim] float32   the true next observation (terminal one at an end)
     /episodes/rewards     [N] float32            true reward (learners never read it)
     /episodes/successes   [N] float32            the env's success flag (0 where there is none)
-    /episodes/terminated  [N] bool               episode ended by the MDP (not by a time limit)
+    /episodes/terminated  [N] bool               episode ended by the MDP (not by a time limit):
+                                                 the segments' ``terminals``, IPL's ``d``
     /episodes/truncated   [N] bool               episode cut by the time limit (or the collector)
     /episodes/sim_states  [N, S] float64         simulator state before each step (optional)
     /episodes/start       [E] int64              first row of each episode
@@ -98,7 +99,7 @@ class OfflinePreferenceData:
         ids = np.asarray(ids, dtype=np.int64)
         rows, ep = self.segment_rows(ids), self.episodes
         return SegmentBatch(
-            Segments(ep.obs[rows], ep.actions[rows], ep.next_obs[rows], rows),
+            Segments(ep.obs[rows], ep.actions[rows], ep.next_obs[rows], rows, ep.terminated[rows]),
             SegmentTruth(ep.rewards[rows], ep.successes[rows]),
             Provenance(
                 self.env_id, self.segment_episode[ids], self.segment_start[ids],

@@ -1,8 +1,8 @@
 """Labels out of a store into plain files, and back in as a preference dataset.
 
 * **JSONL** (self-contained): one ``{"type": "segment", ...}`` line per labeled segment
-  with what a learner may see (``obs``, ``actions``, ``next_obs`` as nested lists, plus
-  its env id, episode and start step), then one ``{"type": "label", ...}`` line per label
+  with what a learner may see (``obs``, ``actions``, ``next_obs`` as nested lists, and
+  ``terminals`` where the segment records them, plus its env id, episode and start step), then one ``{"type": "label", ...}`` line per label
   with every column of the store's label row and the query's round and segment ids.
 * **CSV** (for spreadsheets): the label lines only; reading it back needs the store that
   holds the segments.
@@ -61,6 +61,8 @@ def export_labels(store: PreferenceStore, path: str | Path) -> int:
                 env_id, episode, start = provenance[segment_id]
                 line = {"type": "segment", "id": segment_id, "env_id": env_id, "episode": episode, "start": start}
                 line.update({name: getattr(arrays, name)[0].tolist() for name in _ARRAYS})
+                if arrays.terminals is not None:
+                    line["terminals"] = arrays.terminals[0].tolist()
                 file.write(json.dumps(line) + "\n")
             for record in records:
                 file.write(json.dumps({"type": "label", **record}) + "\n")
@@ -104,6 +106,11 @@ def read_dataset(path: str | Path, store: PreferenceStore | None = None) -> Pref
         raise ValueError(f"{path} has labels for segments it does not hold: {sorted(missing)[:5]}")
 
     def stack(side: str) -> Segments:
-        return Segments(*(np.array([segments[r[side]][name] for r in records], dtype=np.float32) for name in _ARRAYS))
+        items = [segments[r[side]] for r in records]
+        terminals = None
+        if any("terminals" in item for item in items):  # segments without them never terminate
+            terminals = np.array([item.get("terminals", [False] * len(item["obs"])) for item in items], dtype=bool)
+        arrays = (np.array([item[name] for item in items], dtype=np.float32) for name in _ARRAYS)
+        return Segments(*arrays, terminals=terminals)
 
     return PreferenceDataset(stack("left"), stack("right"), np.array([r["label"] for r in records], dtype=np.float32))
