@@ -124,7 +124,8 @@ class RewardFreeTrainer:
         held = int(round(cfg.reward_free.holdout * len(pairs)))
         train, heldout = pairs[np.sort(order[held:])], pairs[np.sort(order[:held])]
         if isinstance(self.learner, IPL):
-            self.learner.set_replay(Replay(data.episodes.obs, data.episodes.actions, data.episodes.next_obs))
+            episodes = data.episodes
+            self.learner.set_replay(Replay(episodes.obs, episodes.actions, episodes.next_obs, episodes.terminated))
         self._log(0, {"teacher/labeled": float(len(train))}, evaluate=True)
         while self.learner.updates < cfg.steps:
             started = time.perf_counter()
@@ -158,7 +159,7 @@ class RewardFreeTrainer:
             next_obs, _, terminated, truncated, info = env.step(self.agent.to_env(unit))
             done = terminated or truncated
             log.add(obs[None], unit[None], next_obs[None], np.array([info["true_reward"]]), np.array([info["success"]]),
-                    np.array([done]), sim_states=info["sim_state"][None])
+                    np.array([done]), sim_states=info["sim_state"][None], terminals=np.array([terminated]))
             episode_return += info["true_reward"]
             episode_success = max(episode_success, info["success"])
             obs = next_obs

@@ -78,3 +78,62 @@ def test_preference_iql_fits_the_reward_once_then_runs_iql():
     assert learner.act(obs).mean() > 0.05  # toward the preferred +0.5 (cloning both would give 0)
     p = learner.preference_probability(data.left, data.right)
     assert np.mean((p > 0.5) == (data.labels > 0.5)) > 0.9
+
+
+# ---------------------------------------------------------------- true terminations: r_Q = Q − γ (1 − d) V(s')
+def _constant_ipl(q: float, v: float, learner_class=IPL, *args, **config) -> IPL:
+    """A 1-d IPL whose critics output ``q`` and value ``v`` everywhere, frozen by lr = 0 (γ = λ_χ² = ½)."""
+    cfg = IPLConfig(hidden_sizes=(4,), discount=0.5, chi2=0.5, lr=0.0, batch_size=1, steps_per_update=1, **config)
+    learner = learner_class(1, 1, *args, cfg, seed=0)
+    with torch.no_grad():
+        for net, value in [*((m, q) for m in (*learner.critic.members, *learner.target.members)), (learner.value, v)]:
+            net[-1].weight.zero_()
+            net[-1].bias.fill_(value)
+    return learner
+
+
+def _terminal_pair():
+    """One pair of 2-step segments: the left one ends in a true termination (preferred), the right runs on."""
+    from pbrl.segments import PreferenceDataset, Segments
+
+    zeros = np.zeros((1, 2, 1), np.float32)
+    left = Segments(zeros, zeros, zeros, terminals=np.array([[False, True]]))
+    return PreferenceDataset(left, Segments(zeros, zeros, zeros), np.array([1.0], np.float32))
+
+
+TERMINAL_REPLAY = Replay(*(np.zeros((4, 1), np.float32) for _ in range(3)), terminals=np.ones(4, bool))
+
+
+def test_implicit_reward_stops_bootstrapping_at_a_termination():
+    # Q = 1, V = 2, γ = ½: r = 1 − ½·2 = 0 before the end, r = 1 − 0 = 1 at the terminal step
+    learner, data = _constant_ipl(1.0, 2.0), _terminal_pair()
+    assert learner.implicit_reward(data.left).tolist() == [[0.0, 1.0]]
+    assert learner.implicit_reward(data.right).tolist() == [[0.0, 0.0]]
+    assert learner.preference_probability(data.left, data.right)[0] == pytest.approx(1 / (1 + math.exp(-1)))
+
+
+def test_ipl_losses_with_terminals_by_hand():
+    learner = _constant_ipl(1.0, 2.0, replay_batch_size=2, replay_weight=0.5)
+    learner.set_replay(TERMINAL_REPLAY)  # every replay transition terminates: r = Q = 1
+    metrics = learner.update(_terminal_pair())
+    assert metrics["preference_loss"] == pytest.approx(math.log1p(math.exp(-1)))  # −log σ((0 + 1) − (0 + 0))
+    # λ (½ · mean([0, 1, 0, 0]²) + ½ · mean([1, 1]²)) with λ = ½
+    assert metrics["chi2_loss"] == pytest.approx(0.5 * (0.5 * 0.25 + 0.5 * 1.0))
+    assert metrics["implicit_reward"] == pytest.approx(0.25) and metrics["train_accuracy"] == 1.0
+
+
+def test_preference_iql_target_stops_bootstrapping_at_a_termination():
+    from pbrl.learners.piql import PreferenceIQL
+
+    class ZeroReward:  # r̂ = 0, so the TD error is Q − γ (1 − d) V(s')
+        def update(self, data):
+            return {}
+
+        def reward_tensor(self, obs, actions, next_obs):
+            return torch.zeros(len(obs))
+
+    learner = _constant_ipl(1.0, 2.0, PreferenceIQL, ZeroReward())
+    assert learner.update(_terminal_pair())["td_loss"] == pytest.approx(0.25)  # mean([0, 1, 0, 0]²)
+    learner = _constant_ipl(1.0, 2.0, PreferenceIQL, ZeroReward(), replay_batch_size=2, replay_weight=0.5)
+    learner.set_replay(TERMINAL_REPLAY)
+    assert learner.update(_terminal_pair())["td_loss"] == pytest.approx(0.5 * 0.25 + 0.5 * 1.0)

@@ -5,7 +5,10 @@ Preference-based RL without a Reward Function"; reference code jhejna/inverse-pr
 No reward network: the Q-function itself defines the reward through the inverse Bellman
 operator, the *implicit reward*
 
-    r_Q(s, a) = Q(s, a) − γ V(s'),
+    r_Q(s, a) = Q(s, a) − γ (1 − d) V(s'),
+
+where ``d = 1`` when the episode truly terminated after the step (an absorbing state: the
+Hopper fell) and 0 otherwise (a time-limit truncation still bootstraps ``V(s')``);
 
 and Q is fit so that the segments' implicit returns explain the preferences, with a χ²
 regulariser that keeps the implicit reward small (and so the Q-function bounded):
@@ -13,7 +16,8 @@ regulariser that keeps the implicit reward small (and so the Q-function bounded)
     L_Q = − E[ y log σ(Σ_t r_Q(σ_L) − Σ_t r_Q(σ_R)) + (1 − y) log σ(Σ_t r_Q(σ_R) − Σ_t r_Q(σ_L)) ]
           + λ_χ² E[ r_Q(s, a)² ]
 
-(one term per critic of the twin ensemble). The value and the policy follow IQL:
+(one term per critic of the twin ensemble; Σ_t over each segment's steps). The value and
+the policy follow IQL:
 
     L_V = E[ |τ − 1(u < 0)| u² ],  u = min_i Q̄_i(s, a) − V(s)       (expectile τ)
     L_π = − E[ min(exp((min_i Q̄_i(s, a) − V(s)) / β), 100) · log π(a|s) ]   (advantage-weighted)
@@ -22,8 +26,9 @@ with Q̄ a Polyak-averaged target critic. ``V(s')`` in ``r_Q`` carries no gradie
 ``target_clipping``, is clamped to ±1 / (λ_χ² (1 − γ)), the bound the regulariser implies.
 Unlabeled transitions (the agent's replay online, via :meth:`IPL.observe`, or a dataset's
 episodes offline, via :meth:`IPL.set_replay`) join the χ², value and policy terms with
-weight ``replay_weight``. Segments carry no termination flags, so ``V(s')`` is always
-bootstrapped (exact for MetaWorld and HalfCheetah, which only truncate).
+weight ``replay_weight``. ``d`` comes from :attr:`Segments.terminals` for labeled segments
+and from the replay's termination flags (data that never recorded them counts as ``d = 0``,
+exact for MetaWorld and HalfCheetah, which only truncate).
 """
 
 from __future__ import annotations
@@ -100,10 +105,10 @@ def ipl_critic_loss(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Preference and χ² losses of the implicit reward, and the implicit rewards themselves.
 
-    ``q`` is ``[E, 2, B, T]`` (critics × left/right × pairs × steps), ``next_v`` ``[2, B, T]``
-    (no gradient), ``labels`` ``[B]`` = P[left ≻ right]. Returns the mean BCE of
-    ``Σ_t r_Q(σ_L) − Σ_t r_Q(σ_R)`` against the labels (over critics and pairs), ``λ_χ² E[r_Q²]``,
-    and ``r_Q = q − γ next_v``.
+    ``q`` is ``[E, 2, B, T]`` (critics × left/right × pairs × steps), ``next_v`` ``[2, B, T]`` the
+    bootstrapped value ``(1 − d) V(s')`` (zero after a true termination; no gradient),
+    ``labels`` ``[B]`` = P[left ≻ right]. Returns the mean BCE of ``Σ_t r_Q(σ_L) − Σ_t r_Q(σ_R)``
+    against the labels (over critics and pairs), ``λ_χ² E[r_Q²]``, and ``r_Q = q − γ next_v``.
     """
     reward = q - discount * next_v
     returns = reward.sum(dim=-1)  # [E, 2, B]
@@ -113,19 +118,25 @@ def ipl_critic_loss(
 
 
 class Replay:
-    """Unlabeled transitions ``(s, a, s')`` to sample from (views of the caller's arrays, no copy)."""
+    """Unlabeled transitions ``(s, a, s', d)`` to sample from (views of the caller's arrays, no copy);
+    ``terminals`` ``[N]`` bool is ``d`` (``None``: no transition terminates)."""
 
-    def __init__(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
+    def __init__(
+        self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, terminals: np.ndarray | None = None
+    ) -> None:
         self.obs, self.actions, self.next_obs = obs, actions, next_obs
+        self.terminals = np.zeros(len(obs), bool) if terminals is None else terminals
 
     @classmethod
     def from_log(cls, log: TransitionLog) -> "Replay":
         flat = lambda name: log.arrays[name][: log.size].reshape(-1, log.arrays[name].shape[-1])  # noqa: E731
-        return cls(flat("obs"), flat("actions"), flat("next_obs"))
+        return cls(flat("obs"), flat("actions"), flat("next_obs"), log.arrays["terminals"][: log.size].reshape(-1))
 
     def sample(self, count: int, rng: np.random.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """``count`` transitions drawn uniformly: ``(obs, actions, next_obs, terminals)`` as float tensors."""
         index = rng.integers(0, len(self.obs), size=count)
-        return tuple(torch.as_tensor(a[index], dtype=torch.float32, device=device) for a in (self.obs, self.actions, self.next_obs))
+        arrays = (self.obs, self.actions, self.next_obs, self.terminals)
+        return tuple(torch.as_tensor(a[index], dtype=torch.float32, device=device) for a in arrays)
 
 
 class Critic(nn.Module):
@@ -180,18 +191,21 @@ class IPL(PolicyLearner):
         cfg = self.config
         batch = sample_pairs(data, cfg.batch_size, cfg.window, self.rng, self.device)
         obs, actions, next_obs = (x.reshape(-1, x.shape[-1]) for x in (batch.obs, batch.actions, batch.next_obs))
+        terminals = batch.terminals.reshape(-1)
         labeled = obs.shape[0]
         if self.replay is not None and cfg.replay_batch_size > 0:
-            r_obs, r_act, r_next = self.replay.sample(cfg.replay_batch_size, self.rng, self.device)
-            obs, actions, next_obs = torch.cat([obs, r_obs]), torch.cat([actions, r_act]), torch.cat([next_obs, r_next])
+            replay = self.replay.sample(cfg.replay_batch_size, self.rng, self.device)
+            obs, actions, next_obs, terminals = (
+                torch.cat([x, r]) for x, r in zip((obs, actions, next_obs, terminals), replay)
+            )
 
         with torch.no_grad():
             target_q = self.target(obs, actions).min(dim=0).values
         value_loss = self._mix(expectile_loss(target_q - self.value(obs).squeeze(-1), cfg.expectile), labeled)
         self._step("value", value_loss)
 
-        with torch.no_grad():
-            next_v = self.value(next_obs).squeeze(-1)
+        with torch.no_grad():  # (1 − d) V(s'): nothing to bootstrap past a true termination
+            next_v = (1.0 - terminals) * self.value(next_obs).squeeze(-1)
         critic_loss, metrics = self.critic_loss(self.critic(obs, actions), next_v, batch, (obs, actions, next_obs), labeled)
         self._step("critic", critic_loss)
 
@@ -211,9 +225,9 @@ class IPL(PolicyLearner):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """IPL's critic objective: preference likelihood of the implicit reward plus its χ² regulariser.
 
-        ``q`` is ``[E, N]``, ``next_v`` ``[N]`` and ``transitions`` = ``(obs, actions, next_obs)``
-        ``[N, ·]`` over the batch's flattened labeled steps (the first ``labeled``) followed by
-        replay transitions.
+        ``q`` is ``[E, N]``, ``next_v`` ``[N]`` the bootstrapped value ``(1 − d) V(s')`` and
+        ``transitions`` = ``(obs, actions, next_obs)`` ``[N, ·]``, over the batch's flattened
+        labeled steps (the first ``labeled``) followed by replay transitions.
         """
         cfg = self.config
         if cfg.target_clipping:
@@ -242,9 +256,9 @@ class IPL(PolicyLearner):
 
     @torch.no_grad()
     def implicit_reward(self, segments: Segments) -> torch.Tensor:
-        """Critic-mean ``r_Q(s_t, a_t)`` of every step, ``[B, T]``."""
+        """Critic-mean ``r_Q(s_t, a_t) = Q(s_t, a_t) − γ (1 − d_t) V(s_{t+1})`` of every step, ``[B, T]``."""
         as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
-        next_v = self.value(as_t(segments.next_obs)).squeeze(-1)
+        next_v = (1.0 - as_t(segments.terminal_mask)) * self.value(as_t(segments.next_obs)).squeeze(-1)
         if self.config.target_clipping:
             limit = 1.0 / (self.config.chi2 * (1.0 - self.config.discount))
             next_v = next_v.clamp(-limit, limit)

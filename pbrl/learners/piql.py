@@ -5,9 +5,10 @@ transitions relabeled with it.
 It is :class:`~pbrl.learners.ipl.IPL` with one change, the critic's target: instead of the
 implicit-reward likelihood, the usual IQL regression on the learned reward
 
-    L_Q = E[(Q_i(s, a) − r̂(s, a, s') − γ V(s'))²]
+    L_Q = E[(Q_i(s, a) − r̂(s, a, s') − γ (1 − d) V(s'))²]
 
-(value expectile and advantage-weighted policy as in IPL, same ``ipl`` settings). The
+with ``d = 1`` after a true termination, nothing bootstrapped past it (see :mod:`pbrl.learners.ipl`);
+value expectile and advantage-weighted policy as in IPL, same ``ipl`` settings. The
 reward model is refit whenever the dataset grew since the last fit (offline: once).
 """
 
@@ -41,7 +42,8 @@ class PreferenceIQL(IPL):
     def critic_loss(
         self, q: torch.Tensor, next_v: torch.Tensor, batch: PairBatch, transitions: tuple[torch.Tensor, ...], labeled: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """IQL's TD regression on the learned reward, ``(Q_i − r̂ − γ V(s'))²`` (labeled and replay steps mixed)."""
+        """IQL's TD regression on the learned reward, ``(Q_i − r̂ − γ next_v)²`` with ``next_v = (1 − d) V(s')``
+        (labeled and replay steps mixed)."""
         with torch.no_grad():
             reward = self.reward.reward_tensor(*transitions).to(q.device)
             target = reward + self.config.discount * next_v

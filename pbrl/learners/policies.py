@@ -65,11 +65,14 @@ class GaussianPolicy(nn.Module):
 @dataclass(frozen=True)
 class PairBatch:
     """A minibatch of labeled pairs as tensors: ``obs``/``actions``/``next_obs`` are ``[2, B, T, ·]``
-    (index 0 = left, 1 = right) and ``labels`` is ``[B]`` = P[left ≻ right]."""
+    (index 0 = left, 1 = right), ``terminals`` ``[2, B, T]`` (1.0 where the episode truly
+    terminated after the step, see :class:`~pbrl.segments.Segments`) and ``labels`` is
+    ``[B]`` = P[left ≻ right]."""
 
     obs: torch.Tensor
     actions: torch.Tensor
     next_obs: torch.Tensor
+    terminals: torch.Tensor
     labels: torch.Tensor
 
 
@@ -91,7 +94,7 @@ def sample_pairs(
         return torch.as_tensor(pair, dtype=torch.float32, device=device)
 
     labels = torch.as_tensor(data.labels[index], dtype=torch.float32, device=device)
-    return PairBatch(both("obs"), both("actions"), both("next_obs"), labels)
+    return PairBatch(both("obs"), both("actions"), both("next_obs"), both("terminal_mask"), labels)
 
 
 class PolicyLearnerConfig(Protocol):
