@@ -13,7 +13,6 @@ A run directory holds::
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from agents.ppo import PPOFeedbackHooks, make_ppo
 from agents.preference_env import PreferenceVecEnv
 from agents.sac import SACFeedbackHooks, make_sac
 from experiments.builders import EnvSpec, build_learner, build_teacher
+from experiments.checkpoint import atomic_checkpoint, recover_interrupted_swap
 from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
 from experiments.plots import plot_runs
 from pbrl.feedback import FeedbackLoop
@@ -62,7 +62,7 @@ class Trainer:
         obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
         checkpoint = self.run_dir / "checkpoint"
         if resume:
-            _recover_interrupted_swap(self.run_dir)
+            recover_interrupted_swap(self.run_dir)
         resuming = resume and checkpoint.exists()
 
         self.log = (
@@ -138,29 +138,23 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
         """Write a complete checkpoint next to the old one, then swap (a kill never leaves half of one)."""
-        final, tmp, old = (self.run_dir / n for n in ("checkpoint", "checkpoint.tmp", "checkpoint.old"))
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        self.model.save(tmp / "agent.zip")
-        if isinstance(self.model, SAC):
-            self.model.save_replay_buffer(tmp / "replay.pkl")
-        if isinstance(self.model.get_env(), VecNormalize):
-            self.model.get_env().save(str(tmp / "vecnormalize.pkl"))
-        self.log.save(tmp / "transitions.npz")
-        if self.learner is not None:
-            torch.save(self.learner.state_dict(), tmp / "learner.pt")
-        state = {
-            "num_timesteps": int(self.model.num_timesteps),
-            "loop": self.loop.state_dict() if self.loop else None,
-            "trained_labels": self.store.counts().labeled,
-            "episode_returns": list(self.pref_env.episode_returns),
-            "episode_successes": list(self.pref_env.episode_successes),
-        }
-        (tmp / "state.json").write_text(json.dumps(state))
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_checkpoint(self.run_dir) as tmp:
+            self.model.save(tmp / "agent.zip")
+            if isinstance(self.model, SAC):
+                self.model.save_replay_buffer(tmp / "replay.pkl")
+            if isinstance(self.model.get_env(), VecNormalize):
+                self.model.get_env().save(str(tmp / "vecnormalize.pkl"))
+            self.log.save(tmp / "transitions.npz")
+            if self.learner is not None:
+                torch.save(self.learner.state_dict(), tmp / "learner.pt")
+            state = {
+                "num_timesteps": int(self.model.num_timesteps),
+                "loop": self.loop.state_dict() if self.loop else None,
+                "trained_labels": self.store.counts().labeled,
+                "episode_returns": list(self.pref_env.episode_returns),
+                "episode_successes": list(self.pref_env.episode_successes),
+            }
+            (tmp / "state.json").write_text(json.dumps(state))
 
     def _load_agent(self, checkpoint: Path, agent_env, on_policy: bool):
         if isinstance(agent_env, VecNormalize):
@@ -179,19 +173,10 @@ class Trainer:
         if self.learner is None or self.loop is None:
             return
         self.learner.load_state_dict(torch.load(checkpoint / "learner.pt", weights_only=False))
-        self.loop.load_state_dict(state["loop"])
-        self.loop.answer_pending()
-        if self.store.counts().labeled > state["trained_labels"]:  # labels that arrived after the checkpoint
-            self.metrics.write(state["num_timesteps"], self.loop.learn())
+        caught_up = self.loop.resume(state["loop"], state["trained_labels"])
+        if caught_up:
+            self.metrics.write(state["num_timesteps"], caught_up)
             self.hooks.after_round(self.learner)
-
-
-def _recover_interrupted_swap(run_dir: Path) -> None:
-    """A kill between the two renames of :meth:`Trainer.save_checkpoint` leaves only ``checkpoint.old``
-    (the previous complete checkpoint) and ``checkpoint.tmp`` (complete or not): keep the old one."""
-    final, old = run_dir / "checkpoint", run_dir / "checkpoint.old"
-    if not final.exists() and old.exists():
-        old.rename(final)
 
 
 def _sac_class(config: TrainConfig) -> type[SAC]:

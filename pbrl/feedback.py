@@ -205,6 +205,15 @@ class FeedbackLoop:
         return len(query_ids)
 
     # ----------------------------------------------------------------- resume
+    def resume(self, state: dict[str, Any], trained_labels: int) -> dict[str, float]:
+        """Continue from a checkpoint: restore the schedule, answer the queries a kill left pending,
+        and update the learner if the store holds labels it has not trained on (``trained_labels``
+        = the store's labeled count when the checkpoint was written). Returns that update's scalars
+        ({} when there was nothing new)."""
+        self.load_state_dict(state)
+        self.answer_pending()
+        return self.learn() if self.store.counts().labeled > trained_labels else {}
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "round_index": self.round_index,
