@@ -19,7 +19,16 @@ from pathlib import Path
 
 import yaml
 
-from experiments.config import ConfigError, TrainConfig, apply_overrides, describe, from_dict, load_yaml, to_dict
+from experiments.config import (
+    REWARD_FREE_METHODS,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    describe,
+    from_dict,
+    load_yaml,
+    to_dict,
+)
 from experiments.label_cli import add_label_commands, start_labeling
 
 _SHORTCUTS = {  # CLI flag -> dotted config key
@@ -43,7 +52,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-type", dest="teacher_type", help="synthetic | regret | human (a labeling web page)")
     parser.add_argument("--feedback", type=int, help="total query budget")
     parser.add_argument("--query", help="query strategy name")
-    parser.add_argument("--steps", type=int, help="total environment steps")
+    parser.add_argument("--steps", type=int, help="total environment steps (offline reward-free runs: gradient steps)")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--run-dir", dest="run_dir", help="run directory")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key (repeatable)")
@@ -58,40 +67,44 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     return from_dict(TrainConfig, apply_overrides(data, overrides + list(args.set)))
 
 
-def _train(args: argparse.Namespace) -> int:
+def _run(config: TrainConfig, run_dir: Path, resume: bool) -> int:
+    """Train (or resume) the run and print its summary: reward-free methods in their plain loop
+    (experiments/reward_free.py), the others with a stable-baselines3 agent (experiments/train.py)."""
     from experiments.summary import format_summary
-    from experiments.train import Trainer, run_dir_for
+
+    if config.method in REWARD_FREE_METHODS:
+        from experiments.reward_free import RewardFreeTrainer
+
+        summary = RewardFreeTrainer(config, run_dir, resume=resume).train()
+    else:
+        from experiments.train import Trainer
+
+        trainer = Trainer(config, run_dir, resume=resume)
+        start_labeling(trainer)
+        summary = trainer.train()
+    print(format_summary(summary, run_dir, config))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from experiments.train import run_dir_for
 
     config = build_config(args)
     run_dir = run_dir_for(config)
     if (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir} already holds a run; continue it with `pbrl resume {run_dir}` or pick another --run-dir")
     print(f"pbrl: training {config.method} on {config.env} for {config.steps} steps → {run_dir}", flush=True)
-    if config.method in ("cpl", "ipl", "piql", "bc"):  # reward-free: a plain loop, no SB3 agent (experiments/reward_free.py)
-        from experiments.reward_free import RewardFreeTrainer
-
-        print(format_summary(RewardFreeTrainer(config, run_dir).train(), run_dir, config.method, config.env))
-        return 0
-    trainer = Trainer(config, run_dir)
-    start_labeling(trainer)
-    summary = trainer.train()
-    print(format_summary(summary, run_dir, config.method, config.env))
-    return 0
+    return _run(config, run_dir, resume=False)
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from experiments.summary import format_summary
-    from experiments.train import Trainer, resume_config
+    from experiments.train import resume_config
 
     run_dir = Path(args.run_dir)
     overrides = {"steps": args.steps} if args.steps else {}
     config = resume_config(run_dir, overrides)
     print(f"pbrl: resuming {run_dir} to {config.steps} steps", flush=True)
-    trainer = Trainer(config, run_dir, resume=True)
-    start_labeling(trainer)
-    summary = trainer.train()
-    print(format_summary(summary, run_dir, config.method, config.env))
-    return 0
+    return _run(config, run_dir, resume=True)
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -150,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     train.set_defaults(func=_train)
     resume = sub.add_parser("resume", help="continue a stopped run from its directory")
     resume.add_argument("run_dir")
-    resume.add_argument("--steps", type=int, help="new total step count (default: the run's own)")
+    resume.add_argument("--steps", type=int, help="new total step count, to train a finished run longer (default: the run's own)")
     resume.set_defaults(func=_resume)
     config = sub.add_parser("config", help="print the resolved config (or --describe every key)")
     _add_config_args(config)

@@ -30,6 +30,7 @@ from pbrl.teachers.human import HumanTeacherConfig
 from pbrl.teachers.synthetic import PRESETS, SyntheticTeacherConfig
 
 METHODS = ("pebble", "pref-ppo", "sac", "cpl", "ipl", "piql", "bc")
+REWARD_FREE_METHODS = ("cpl", "ipl", "piql", "bc")  # trained by experiments/reward_free.py, the rest by experiments/train.py
 
 
 class ConfigError(ValueError):

@@ -16,15 +16,26 @@ and ``bc`` — in pbrl's run layout.
   transition log. Query strategies must work without a reward model (``uniform``, ``qpa``).
 
 Both write ``config.yaml``, ``metrics.jsonl`` (``eval/``, ``reward/`` = learner scalars,
-``teacher/``, ``time/``), ``curves.png`` and ``checkpoint/learner.pt``; online runs also
-``preferences.sqlite``. (Reward-free runs are not resumable yet.)
+``teacher/``, ``time/``), ``curves.png`` and ``checkpoint/`` (``learner.pt`` = weights,
+optimisers, RNG streams and update counter; ``state.json``; online also the transition log),
+replaced atomically at every evaluation (the last step is one) and, online, after every
+feedback round; online runs also ``preferences.sqlite`` (every label, durable as it arrives).
+
+``pbrl resume RUN_DIR`` (:class:`RewardFreeTrainer` with ``resume=True``) continues from the
+checkpoint: offline from the learner's gradient step — same minibatches, same RNG streams,
+so the same final weights as an uninterrupted run — online from the env step, with the
+envs reset (a fresh episode in the log), the feedback schedule, its generator and the
+recent returns where they were, and any label that arrived after the checkpoint learned at
+once. Rows of ``metrics.jsonl`` after the checkpoint's step are dropped, as those steps run again.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -33,7 +44,8 @@ import torch
 import envs
 from agents.evaluation import Evaluator
 from experiments.builders import EnvSpec, build_teacher
-from experiments.config import ConfigError, TrainConfig, save_yaml
+from experiments.checkpoint import atomic_checkpoint, checkpoint_state
+from experiments.config import REWARD_FREE_METHODS, ConfigError, TrainConfig, save_yaml
 from experiments.plots import plot_runs
 from pbrl.datasets import OfflinePreferenceData
 from pbrl.feedback import FeedbackLoop
@@ -46,8 +58,6 @@ from pbrl.metrics import preference_accuracy
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore
 from pbrl.transitions import TransitionLog
-
-REWARD_FREE_METHODS = ("cpl", "ipl", "piql", "bc")
 
 
 def make_policy_learner(config: TrainConfig, obs_dim: int, act_dim: int) -> PolicyLearner:
@@ -79,9 +89,12 @@ class PolicyAgent:
 
 
 class RewardFreeTrainer:
-    """Offline or online training of a reward-free learner; ``train()`` returns the last scalars."""
+    """Offline or online training of a reward-free learner; ``train()`` returns the last scalars.
 
-    def __init__(self, config: TrainConfig, run_dir: Path) -> None:
+    With ``resume=True`` it continues the run in ``run_dir`` from its last checkpoint (from the
+    start when there is none)."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False) -> None:
         if config.method not in REWARD_FREE_METHODS:
             raise ConfigError(f"RewardFreeTrainer runs {list(REWARD_FREE_METHODS)}, not method={config.method!r}")
         self.config, self.run_dir = config, Path(run_dir)
@@ -92,6 +105,12 @@ class RewardFreeTrainer:
         self.learner = make_policy_learner(config, obs_dim, act_dim)
         self.agent = PolicyAgent(self.learner, self.env.action_space)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.checkpoint = self.run_dir / "checkpoint"
+        self.resumed = checkpoint_state(self.run_dir) if resume else None  # the checkpoint's state.json
+        if self.resumed is not None:
+            self.learner.load_state_dict(torch.load(self.checkpoint / "learner.pt", weights_only=False))
+        if resume:
+            self.metrics.truncate(self.resumed["num_timesteps"] if self.resumed else -1)
         self.evaluator = None
         if config.eval_episodes > 0:
             eval_env = envs.make(config.env, seed=config.seed + 10_000, max_episode_steps=config.max_episode_steps)
@@ -108,10 +127,16 @@ class RewardFreeTrainer:
     def train(self) -> dict[str, float]:
         started = time.perf_counter()
         steps = self.train_offline() if self.config.reward_free.dataset else self.train_online()
-        (self.run_dir / "checkpoint").mkdir(exist_ok=True)
-        torch.save(self.learner.state_dict(), self.run_dir / "checkpoint" / "learner.pt")
         plot_runs([self.run_dir], self.run_dir / "curves.png")
         return {**self.last, "time/wall_seconds": time.perf_counter() - started, "steps": float(steps)}
+
+    def save_checkpoint(self, step: int, log: TransitionLog | None = None, **state: Any) -> None:
+        """The learner, ``step`` and ``state`` (online: the loop's) and the transition log, swapped in atomically."""
+        with atomic_checkpoint(self.run_dir) as tmp:
+            torch.save(self.learner.state_dict(), tmp / "learner.pt")
+            if log is not None:
+                log.save(tmp / "transitions.npz")
+            (tmp / "state.json").write_text(json.dumps({"num_timesteps": step, **state}))
 
     # ------------------------------------------------------------------ offline
     def train_offline(self) -> int:
@@ -126,7 +151,8 @@ class RewardFreeTrainer:
         if isinstance(self.learner, IPL):
             episodes = data.episodes
             self.learner.set_replay(Replay(episodes.obs, episodes.actions, episodes.next_obs, episodes.terminated))
-        self._log(0, {"teacher/labeled": float(len(train))}, evaluate=True)
+        if self.resumed is None:
+            self._log(0, {"teacher/labeled": float(len(train))}, evaluate=True)
         while self.learner.updates < cfg.steps:
             started = time.perf_counter()
             scalars = {f"reward/{k}": v for k, v in self.learner.update(train).items()}
@@ -137,21 +163,35 @@ class RewardFreeTrainer:
             step = self.learner.updates
             due = step % cfg.eval_interval < self.learner.steps_per_update or step >= cfg.steps
             self._log(step, {**scalars, "teacher/labeled": float(len(train))}, evaluate=due)
+            if due:
+                self.save_checkpoint(step)
         return self.learner.updates
 
     # ------------------------------------------------------------------ online
     def train_online(self) -> int:
         cfg, env = self.config, self.env
         spec = EnvSpec(cfg.env, env.observation_space.shape[0], env.action_space.shape[0], envs.episode_limit(env))
-        log = TransitionLog(cfg.feedback.log_capacity, 1, cfg.env)
+        resumed = self.resumed
+        log = (
+            TransitionLog.load(self.checkpoint / "transitions.npz", cfg.env)
+            if resumed
+            else TransitionLog(cfg.feedback.log_capacity, 1, cfg.env)
+        )
         store = PreferenceStore(self.run_dir / "preferences.sqlite")
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)  # the loop's generator, checkpointed with it; also draws the actions
         loop = FeedbackLoop(cfg.feedback, cfg.query, self.learner, build_teacher(cfg, spec), store, log, spec.episode_length, rng)
-        returns: deque[float] = deque(maxlen=100)
-        successes: deque[float] = deque(maxlen=100)
-        obs, _ = env.reset(seed=cfg.seed)
-        episode_return, episode_success, tick, tick_step = 0.0, 0.0, time.perf_counter(), 0
-        for step in range(1, cfg.steps + 1):
+        returns: deque[float] = deque(resumed["episode_returns"] if resumed else (), maxlen=100)
+        successes: deque[float] = deque(resumed["episode_successes"] if resumed else (), maxlen=100)
+        start = 0
+        if resumed:
+            start = resumed["num_timesteps"]
+            caught_up = loop.resume(resumed["loop"], resumed["trained_labels"])
+            if caught_up:
+                self._log(start, caught_up, evaluate=False)
+            log.mark_episode_boundary()  # the env restarts below: the interrupted episode ends here
+        obs, _ = env.reset(seed=cfg.seed + start)
+        episode_return, episode_success, tick, tick_step = 0.0, 0.0, time.perf_counter(), start
+        for step in range(start + 1, cfg.steps + 1):
             if loop.trained:
                 unit = np.clip(self.learner.act(obs) + cfg.reward_free.action_noise * rng.standard_normal(spec.act_dim), -1, 1)
             else:
@@ -169,8 +209,10 @@ class RewardFreeTrainer:
                 obs, _ = env.reset()
                 episode_return, episode_success = 0.0, 0.0
             scalars: dict[str, float] = {}
+            round_done = False
             if loop.due(step):
                 scalars.update(loop.run_round(step, list(returns)))
+                round_done = not loop.postponed
             elif loop.trained and cfg.reward_free.update_interval and step % cfg.reward_free.update_interval == 0:
                 self.learner.observe(log)  # fresh unlabeled experience (IPL's replay), as before a round
                 scalars.update({f"reward/{k}": v for k, v in self.learner.update(store.dataset()[0]).items()})
@@ -183,5 +225,10 @@ class RewardFreeTrainer:
                 scalars["time/env_steps_per_second"] = (step - tick_step) / max(now - tick, 1e-9)
                 tick, tick_step = now, step
                 self._log(step, scalars, evaluate=evaluate and loop.trained)
+            if round_done or evaluate:
+                self.save_checkpoint(
+                    step, log, loop=loop.state_dict(), trained_labels=store.counts().labeled,
+                    episode_returns=list(returns), episode_successes=list(successes),
+                )
         store.close()
         return cfg.steps

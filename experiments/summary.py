@@ -1,9 +1,11 @@
-"""The one-screen summary printed at the end of a run."""
+"""The one-screen summary printed at the end of a run (any method: SB3 and reward-free runs alike)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+
+from experiments.config import REWARD_FREE_METHODS, TrainConfig
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -12,10 +14,12 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return format(value, spec)
 
 
-def format_summary(summary: dict[str, float], run_dir: Path, method: str, env: str) -> str:
+def format_summary(summary: dict[str, float], run_dir: Path, config: TrainConfig) -> str:
+    reward_free = config.method in REWARD_FREE_METHODS
+    unit = "gradient steps" if reward_free and config.reward_free.dataset else "env steps"
     rows = [
-        ("environment / method", f"{env} / {method}"),
-        ("env steps", _fmt(summary.get("steps"), ".0f")),
+        ("environment / method", f"{config.env} / {config.method}"),
+        (unit, _fmt(summary.get("steps"), ".0f")),
         ("wall time", f"{_fmt(summary.get('time/wall_seconds'), '.0f')} s"),
         ("eval true return", f"{_fmt(summary.get('eval/true_return'), '.1f')} ± {_fmt(summary.get('eval/true_return_std'), '.1f')}"),
         ("eval success rate", _fmt(summary.get("eval/success_rate"), ".2f")),
@@ -34,8 +38,8 @@ def format_summary(summary: dict[str, float], run_dir: Path, method: str, env: s
         "-" * (width + 24),
         f"run directory: {run_dir}",
         f"curves:        {run_dir / 'curves.png'}",
-        f"tensorboard:   tensorboard --logdir {run_dir / 'logs'}",
-        f"resume with:   pbrl resume {run_dir}",
+        *([] if reward_free else [f"tensorboard:   tensorboard --logdir {run_dir / 'logs'}"]),  # SB3's logger writes logs/
+        f"train longer:  pbrl resume {run_dir} --steps N   (N: the new total of {unit})",
         "",
     ]
     return "\n".join(lines)
