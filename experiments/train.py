@@ -168,6 +168,7 @@ class Trainer:
 
     def _restore_loop(self, checkpoint: Path) -> None:
         state = json.loads((checkpoint / "state.json").read_text())
+        self.metrics.truncate(state["num_timesteps"])  # the steps after the checkpoint are run again
         self.pref_env.episode_returns.extend(state["episode_returns"])
         self.pref_env.episode_successes.extend(state["episode_successes"])
         if self.learner is None or self.loop is None:

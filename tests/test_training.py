@@ -117,10 +117,22 @@ def test_killed_run_resumes_with_every_label_and_its_schedule(tmp_path):
     first_new_round_step = saved["loop"]["next_round_step"]
     steps_of_rounds = [r["step"] for r in after_metrics(run) if "teacher/asked" in r and "reward/train_loss" in r]
     assert any(s >= first_new_round_step for s in steps_of_rounds)
+    logged = [r["step"] for r in after_metrics(run)]
+    assert logged == sorted(logged)  # the killed run's rows after its checkpoint were dropped, not repeated
 
 
 def after_metrics(run):
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_drops_the_metrics_rows_written_after_the_checkpoint(tmp_path):
+    Trainer(tiny(tmp_path, "steps=400", "feedback.budget=5"), tmp_path).train()
+    with (tmp_path / "metrics.jsonl").open("a") as f:  # what a run killed after its checkpoint leaves behind
+        f.write(json.dumps({"step": 450, "time": 0.0, "stale": 1.0}) + "\n" + '{"step": 46')
+    Trainer(resume_config(tmp_path, {"steps": 500}), tmp_path, resume=True).train()
+    rows = after_metrics(tmp_path)
+    assert not any("stale" in r for r in rows) and rows[-1]["step"] == 500
+    assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
 
 
 def test_resume_after_a_kill_between_the_checkpoint_renames(tmp_path):
