@@ -6,11 +6,6 @@ a real SIGKILL. Tiny runs: offline on a generated MetaWorld reach dataset, onlin
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -22,6 +17,7 @@ from experiments.reward_free import RewardFreeTrainer
 from experiments.train import resume_config
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore
+from tests.helpers import train_until_round_then_kill
 
 ENV = "metaworld:reach-v3"  # offline (a scripted expert makes the dataset)
 ONLINE_ENV = "gym:HalfCheetah-v5"
@@ -115,22 +111,7 @@ def test_online_run_killed_mid_run_resumes_with_every_label(tmp_path):
         "feedback.segment_length": 10, "cpl.hidden_sizes": "[16]", "cpl.batch_size": 8, "cpl.steps_per_update": 10,
         "cpl.bc_steps": 10, "run_dir": run,
     }.items()]
-    cmd = [sys.executable, "-m", "experiments.cli", "train"] + [a for o in overrides for a in ("--set", o)]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 60
-    try:
-        while time.time() < deadline:
-            state = run / "checkpoint" / "state.json"
-            if state.exists() and json.loads(state.read_text())["loop"]["round_index"] >= 2:
-                break
-            if process.poll() is not None:
-                pytest.fail(f"training exited early: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.02)
-        else:
-            pytest.fail("no second round within the deadline")
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
+    train_until_round_then_kill(overrides, run, deadline_s=60)
 
     store = PreferenceStore(run / "preferences.sqlite")
     labels_before = store.label_rows()

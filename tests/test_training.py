@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
-import pytest
 
 from experiments.config import TrainConfig, apply_overrides, from_dict
 from experiments.train import Trainer, resume_config
 from pbrl.store import PreferenceStore
+from tests.helpers import train_until_round_then_kill
 
 TINY = [
     "env=gym:HalfCheetah-v5", "max_episode_steps=100", "steps=700", "eval_interval=100000", "eval_episodes=1",
@@ -81,22 +76,7 @@ def test_same_seed_same_numbers(tmp_path):
 def test_killed_run_resumes_with_every_label_and_its_schedule(tmp_path):
     run = tmp_path / "run"
     overrides = [*TINY, f"run_dir={run}", "steps=1400", "feedback.budget=40", "feedback.interval=200"]
-    cmd = [sys.executable, "-m", "experiments.cli", "train"] + [a for o in overrides for a in ("--set", o)]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:
-            state = run / "checkpoint" / "state.json"
-            if state.exists() and json.loads(state.read_text())["loop"]["round_index"] >= 2:
-                break
-            if process.poll() is not None:
-                pytest.fail(f"training exited early: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        else:
-            pytest.fail("no second round within the deadline")
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
+    train_until_round_then_kill(overrides, run)
 
     before = PreferenceStore(run / "preferences.sqlite")
     labels_before = before.label_rows()
