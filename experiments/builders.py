@@ -8,6 +8,7 @@ config section.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,6 +68,13 @@ def _advantage(config: TrainConfig, env: EnvSpec) -> PreferenceLearner:
         raise ConfigError(
             "regret.mode=greedy trains a SAC-style actor on Â(s, π(s)) directly, which PPO has no place for: "
             "use method=pebble, or regret.mode=reward to give PPO Â as its reward"
+        )
+    if config.regret.mode == "reward" and not (config.regret.anchor or config.feedback.absorbing):
+        warnings.warn(
+            "regret.mode=reward with regret.anchor=false and feedback.absorbing=false: Â's unidentified constant "
+            "becomes a per-step reward bonus or penalty, so where the env can terminate the agent learns to prolong "
+            "or to end episodes (Knox et al. 2024). Pin it with regret.anchor=true or feedback.absorbing=true.",
+            stacklevel=2,
         )
     return AdvantageLearner(env.obs_dim, env.act_dim, config.reward, config.regret, config.seed)
 

@@ -140,6 +140,11 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.eval_episodes < 0:
             raise ConfigError(f"eval_episodes must be ≥ 0, got {self.eval_episodes}")
+        if self.feedback.absorbing and self.method in REWARD_FREE_METHODS:
+            raise ConfigError(
+                f"feedback.absorbing pads segments with absorbing steps for reward-based learners; method={self.method} "
+                "does not support them: set feedback.absorbing=false"
+            )
         if self.sac.recent_fraction is None:  # QPA's hybrid replay comes with its queries unless set explicitly
             object.__setattr__(self, "sac", replace(self.sac, recent_fraction=0.5 if self.query.strategy == "qpa" else 0.0))
 

@@ -47,6 +47,8 @@ class FeedbackConfig:
     """Env steps between rounds (B-Pref num_interact)."""
     segment_length: int = 50
     """Steps per segment."""
+    absorbing: bool = False
+    """Segments may run past a true termination into the absorbing state, where reward and A* are 0 (Knox et al. 2024's fix for Â used as a reward; reward-based learners only)."""
     log_capacity: int = 100_000
     """Recent steps per env kept for sampling segments (B-Pref keeps the last 100 episodes)."""
     correlation_samples: int = 10_000
@@ -113,7 +115,7 @@ class FeedbackLoop:
         strategy, name = (make_strategy("uniform"), "uniform") if first else (self.strategy, self.query.strategy)
         pool = n * self.query.pool_multiplier if strategy.wants_pool else n
         window = self.strategy.candidate_window(self.query, self.episode_length)  # the configured strategy's window, also in round 0
-        if len(self.log.valid_starts(cfg.segment_length, window)[0]) == 0:
+        if len(self.log.valid_starts(cfg.segment_length, window, cfg.absorbing)[0]) == 0:
             # Early episodes can all end before segment_length (e.g. a falling Hopper): try again soon.
             self.next_round_step = step + max(1, cfg.interval // 10)
             warnings.warn(
@@ -124,8 +126,8 @@ class FeedbackLoop:
             self.postponed = True
             return {"teacher/postponed_rounds": 1.0}
         self.postponed = False
-        left = self.log.sample_segments(pool, cfg.segment_length, self.rng, window)
-        right = self.log.sample_segments(pool, cfg.segment_length, self.rng, window)
+        left = self.log.sample_segments(pool, cfg.segment_length, self.rng, window, cfg.absorbing)
+        right = self.log.sample_segments(pool, cfg.segment_length, self.rng, window, cfg.absorbing)
         candidates = CandidatePairs(left.segments, right.segments, np.minimum(left.provenance.env_step, right.provenance.env_step))
         context = QueryContext(
             self.query, round_index=self.round_index, step=step, episode_length=self.episode_length,
@@ -187,8 +189,9 @@ class FeedbackLoop:
         learned = self.learner.reward(segments.obs[:, 0], segments.actions[:, 0], segments.next_obs[:, 0])
         metrics = {"reward/true_correlation": pearson(learned, true_rewards)}
         rng = np.random.default_rng(self.round_index)  # separate from the run's generator: metrics never shift the run
-        left = self.log.sample_segments(pairs, self.config.segment_length, rng, self.query.window)
-        right = self.log.sample_segments(pairs, self.config.segment_length, rng, self.query.window)
+        cfg = self.config
+        left = self.log.sample_segments(pairs, cfg.segment_length, rng, self.query.window, cfg.absorbing)
+        right = self.log.sample_segments(pairs, cfg.segment_length, rng, self.query.window, cfg.absorbing)
         truth = np.where(left.truth.returns > right.truth.returns, 1.0, np.where(left.truth.returns < right.truth.returns, 0.0, 0.5))
         p_left = self.learner.preference_probability(left.segments, right.segments)
         metrics["reward/fresh_pair_accuracy"] = preference_accuracy(p_left, truth)

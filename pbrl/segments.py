@@ -25,6 +25,14 @@ def _take(array: np.ndarray | None, index) -> np.ndarray | None:
     return None if array is None else array[index]
 
 
+def absorbing_steps(terminals: np.ndarray) -> np.ndarray:
+    """``[B, T]`` bool from ``[B, T]`` terminal flags: True from the step after a segment's first terminal step on."""
+    ended = np.logical_or.accumulate(terminals, axis=1)
+    absorbing = np.zeros_like(ended)
+    absorbing[:, 1:] = ended[:, :-1]
+    return absorbing
+
+
 @dataclass(frozen=True)
 class Segments:
     """Learner-visible segment arrays, each shaped ``[B, T, ...]``.
@@ -38,6 +46,12 @@ class Segments:
     terminated (the MDP reached an absorbing state: Hopper fell), never a time-limit
     truncation. Value-based learners bootstrap ``γ (1 − terminal) V(s')``; ``None`` means
     no step terminates (the data never recorded it, or the env only truncates).
+
+    A segment may run past its termination into the absorbing state (``feedback.absorbing``,
+    Knox et al. 2024): the steps after a terminal one (:attr:`absorbing`) hold the terminal
+    next observation with action 0, reward 0 and optimal advantage 0. No field marks them;
+    their ``step_ids`` are ``−1 − (the terminal step's id)``, so the identical absorbing
+    transitions after one termination share an id that no logged transition has.
     """
 
     obs: np.ndarray
@@ -67,6 +81,11 @@ class Segments:
     def terminal_mask(self) -> np.ndarray:
         """``terminals`` as a ``[B, T]`` bool array, all False where the segments carry none."""
         return np.zeros(self.obs.shape[:2], bool) if self.terminals is None else self.terminals
+
+    @property
+    def absorbing(self) -> np.ndarray:
+        """``[B, T]`` bool: steps in the absorbing state, i.e. after an earlier terminal step of the same segment."""
+        return absorbing_steps(self.terminal_mask)
 
     def __getitem__(self, index) -> "Segments":
         return Segments(

@@ -10,7 +10,10 @@ parallel environment.
 
 Candidate segments are drawn uniformly among valid start positions — positions whose
 next ``T`` steps lie inside one episode and inside the recent ``window`` — which is what
-B-Pref does over its FIFO of the last 100 episodes.
+B-Pref does over its FIFO of the last 100 episodes. With ``absorbing`` (Knox et al., AAAI
+2024; ``feedback.absorbing``) a segment may also run past a true termination (never a
+truncation): its steps after the terminal one are the absorbing state, where reward and
+optimal advantage are 0 (see :meth:`TransitionLog.gather`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
+from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth, absorbing_steps
 
 _FIELDS = (
     "obs", "actions", "next_obs", "true_rewards", "successes", "terminals", "sim_states", "episode", "step", "env_step",
@@ -113,28 +116,40 @@ class TransitionLog:
         start = (self.pos - self.size) % self.capacity
         return (start + np.arange(self.size)) % self.capacity
 
-    def valid_starts(self, length: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def valid_starts(
+        self, length: int, window: int | None = None, absorbing: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Logical start rows and env indices of every whole segment of ``length`` steps.
 
-        ``window`` restricts segments to the most recent ``window`` rows per env.
+        A segment is whole when its steps lie in one episode; with ``absorbing`` also when its
+        episode truly terminates before the segment ends (:meth:`gather` pads the rest with the
+        absorbing state). ``window`` restricts segments to the most recent ``window`` rows per env.
         """
-        if not self.arrays or self.size < length:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
+        none = np.empty(0, np.int64), np.empty(0, np.int64)
+        if not self.arrays:
+            return none
         rows = self._rows_oldest_first()
         if window is not None:
             rows = rows[-min(window, len(rows)) :]
-        if len(rows) < length:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
+        n = len(rows)
+        if n < length and not absorbing:
+            return none
         episode = self.arrays["episode"][rows]  # [R, n_envs]
-        same = episode[: len(rows) - length + 1] == episode[length - 1 :]
-        start_idx, env_idx = np.nonzero(same)
+        last = np.ones(episode.shape, bool)  # the last logged step of its episode
+        last[:-1] = episode[1:] != episode[:-1]
+        index = np.arange(n)[:, None]
+        run_end = np.minimum.accumulate(np.where(last, index, n)[::-1], axis=0)[::-1]  # each step's episode's last row
+        whole = run_end >= index + length - 1
+        if absorbing:
+            whole |= np.take_along_axis(self.arrays["terminals"][rows], run_end, axis=0)
+        start_idx, env_idx = np.nonzero(whole)
         return rows[start_idx], env_idx
 
     def sample_segments(
-        self, count: int, length: int, rng: np.random.Generator, window: int | None = None
+        self, count: int, length: int, rng: np.random.Generator, window: int | None = None, absorbing: bool = False
     ) -> SegmentBatch:
-        """Draw ``count`` segments uniformly (with replacement) among valid starts."""
-        starts, envs = self.valid_starts(length, window)
+        """Draw ``count`` segments uniformly (with replacement) among valid starts (see :meth:`valid_starts`)."""
+        starts, envs = self.valid_starts(length, window, absorbing)
         if len(starts) == 0:
             raise NotEnoughDataError(
                 f"no whole {length}-step segment in the last {window or self.size} steps "
@@ -145,20 +160,32 @@ class TransitionLog:
         return self.gather(starts[pick], envs[pick], length)
 
     def gather(self, start_rows: np.ndarray, env_index: np.ndarray, length: int) -> SegmentBatch:
-        """Build segments from physical start rows (as returned by :meth:`valid_starts`)."""
-        rows = (start_rows[:, None] + np.arange(length)[None, :]) % self.capacity  # [B, T]
+        """Build segments from physical start rows (as returned by :meth:`valid_starts`).
+
+        Steps after a true termination are the absorbing state, never the next episode:
+        observation and next observation are the terminal step's next observation, the
+        action and the true reward 0, success and simulator state the terminal step's (a
+        person sees its frame held), step id ``−1 − (the terminal step's id)``.
+        """
+        steps = (start_rows[:, None] + np.arange(length)[None, :]) % self.capacity  # [B, T]
         envs = env_index[:, None]
         a = self.arrays
+        terminals = a["terminals"][steps, envs]
+        absorbing = absorbing_steps(terminals)
+        terminal_row = np.take_along_axis(steps, terminals.argmax(axis=1)[:, None], axis=1)
+        rows = np.where(absorbing, terminal_row, steps)  # absorbing steps copy their terminal step, then are patched
+        take = lambda name: a[name][rows, envs]  # noqa: E731 (fancy indexing: fresh arrays)
+        obs, actions, next_obs, rewards = take("obs"), take("actions"), take("next_obs"), take("true_rewards")
+        obs[absorbing], actions[absorbing], rewards[absorbing] = next_obs[absorbing], 0.0, 0.0
         step_ids = rows * self.n_envs + envs  # unique among the transitions stored right now
-        segments = Segments(
-            a["obs"][rows, envs], a["actions"][rows, envs], a["next_obs"][rows, envs], step_ids, a["terminals"][rows, envs]
-        )
-        truth = SegmentTruth(a["true_rewards"][rows, envs], a["successes"][rows, envs])
+        step_ids = np.where(absorbing, -1 - step_ids, step_ids)
+        segments = Segments(obs, actions, next_obs, step_ids, terminals & ~absorbing)
+        truth = SegmentTruth(rewards, take("successes"))
         provenance = Provenance(
             env_id=self.env_id,
             episode=a["episode"][start_rows, env_index],
             start=a["step"][start_rows, env_index],
-            sim_states=a["sim_states"][rows, envs] if "sim_states" in a else None,
+            sim_states=take("sim_states") if "sim_states" in a else None,
             env_step=a["env_step"][start_rows, env_index],
         )
         return SegmentBatch(segments, truth, provenance)

@@ -86,7 +86,7 @@ def test_learner_loss_is_bt_plus_weighted_prior():
     labels = torch.tensor(rng.integers(0, 2, 8), dtype=torch.float32)
     learner = HindsightPrior(2, 1, T, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(8,)), HindsightPriorConfig(weight=0.7), seed=0)
     learner._importance = (learner.importance(left), learner.importance(right))
-    x_left, x_right = learner._segment_tensor(left), learner._segment_tensor(right)
+    x_left, x_right = learner._labeled(left), learner._labeled(right)
     index = torch.stack([torch.arange(8), torch.arange(8).flip(0)])
     loss, r_left, r_right = learner._batch_loss(x_left, x_right, index, labels[index])
     steps = lambda x: learner._member_step_rewards(x, index)  # noqa: E731

@@ -7,12 +7,15 @@ i.e. the larger summed optimal advantage. An ensemble of networks ``Â_e(s, a)``
 output: advantages are unbounded, unlike PEBBLE's tanh rewards) is fit with that model's
 likelihood,
 
-    P_e[σ¹ ≻ σ²] = σ(Σ_t Â_e(s¹_t, a¹_t) − Σ_t Â_e(s²_t, a²_t)),
+    P_e[σ¹ ≻ σ²] = σ(Σ_t (1 − z¹_t) Â_e(s¹_t, a¹_t) − Σ_t (1 − z²_t) Â_e(s²_t, a²_t)),
     L = −Σ_e E[ y log P_e[σ¹ ≻ σ²] + (1 − y) log P_e[σ² ≻ σ¹] ],
 
-trained exactly like the PEBBLE ensemble (same epochs, minibatches, early stop). With
-equal-length segments the likelihood is unchanged by ``Â → Â + c``, so Â is learned only
-up to a constant (and, with deterministic labels, up to a positive scale).
+trained exactly like the PEBBLE ensemble (same epochs, minibatches, early stop); ``z_t = 1``
+marks steps in the absorbing state after a termination (:attr:`Segments.absorbing`), where
+A* = 0 by definition. ``Â → Â + c`` shifts the logit by ``c (n¹ − n²)``, ``n`` a segment's
+steps before the absorbing state: when every segment has all its steps there (segments
+never run past an episode's end) the likelihood cannot see ``c``, and Â is learned only up
+to a constant (and, with deterministic labels, up to a positive scale).
 
 How the agent uses Â (``regret.mode``):
 
@@ -22,12 +25,19 @@ How the agent uses Â (``regret.mode``):
   no critic, no bootstrapping, no discount. The constant is irrelevant to an argmax.
 * ``reward`` — Â mistaken for a reward and optimised with γ > 0, for comparison. The
   pitfall the paper describes: the unidentified constant ``c`` becomes a per-step bonus or
-  penalty, so with termination the agent learns to prolong or to end episodes. The
-  paper's fix pins the constant where A* is known — A* = 0 in the absorbing state, which
-  its segments include. pbrl's segments never run past an episode's end, so the same
-  constant is pinned with the identity ``max_a A*(s, a) = 0``: the reward is
-  ``Â(s, a) − Â(s, μ(s))``, where the anchor actor ``μ`` (trained on logged states after
-  each update) maximises Â. ``regret.anchor=false`` switches the fix off.
+  penalty, so with termination the agent learns to prolong or to end episodes. Two fixes
+  pin ``c``, either is enough (both may be on):
+
+  - ``feedback.absorbing=true`` — the paper's: segments run past a true termination into
+    the absorbing state, where A* = 0 (its steps count 0 in the sum above), so segments
+    have different numbers of non-absorbing steps and the labels fix ``c`` ≈ 0. It needs
+    terminations in the sampled data; on an env that never terminates there is no
+    constant to pin.
+  - ``regret.anchor=true`` (default) — pbrl's, from the identity ``max_a A*(s, a) = 0``:
+    the reward is ``Â(s, a) − Â(s, μ(s))``, where the anchor actor ``μ`` (trained on logged
+    states after each update) maximises Â. It works without terminations in the data.
+
+  With neither, building the learner warns.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ class AdvantageConfig:
     mode: str = "greedy"
     """'greedy' (the paper's recommendation; method=pebble): a dedicated actor maximises Â(s, π(s)) + αH, no critic; 'reward': Â used as SAC's or PPO's reward with γ > 0."""
     anchor: bool = True
-    """mode=reward: the paper's fix — subtract Â(s, μ(s)) so max_a Â(s, a) = 0, pinning Â's free constant as absorbing states do."""
+    """mode=reward: pin Â's free constant by subtracting Â(s, μ(s)), so max_a Â(s, a) = 0 as for A* (pbrl's fix; feedback.absorbing=true is the paper's, either suffices)."""
     anchor_steps: int = 200
     """Gradient steps of the anchor actor μ per round (mode=reward with anchor)."""
     anchor_batch: int = 256

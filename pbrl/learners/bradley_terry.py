@@ -15,12 +15,18 @@ As in B-Pref, each member walks the data in its own random order (bootstrap-free
 diversity), one "epoch" is a pass over all labels in minibatches of 128, a round runs
 up to ``max_epochs`` epochs and stops early once the mean training accuracy exceeds 97%.
 The agent's reward is the ensemble mean ``r̂(s, a) = (1/E) Σ_e r̂_e(s, a)``.
+
+Steps in the absorbing state after a true termination (:attr:`Segments.absorbing` ``z_t``,
+``feedback.absorbing``) have reward 0 by definition, not by prediction:
+``R̂_e(σ) = Σ_t (1 − z_t) r̂_e(s_t, a_t)`` everywhere a segment is scored — training, pair
+probabilities, query scores — so every learner built on this ensemble (regret/Â, Hindsight
+PRIOR, REED) inherits it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -34,6 +40,15 @@ from pbrl.segments import PreferenceDataset, Segments
 def bradley_terry_loss(return_left: torch.Tensor, return_right: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-pair BT cross-entropy ``−[y log σ(R¹−R²) + (1−y) log σ(R²−R¹)]`` (same shape as inputs)."""
     return F.binary_cross_entropy_with_logits(return_left - return_right, labels, reduction="none")
+
+
+class SegmentTensors(NamedTuple):
+    """One side of the labeled pairs on the learner's device."""
+
+    x: torch.Tensor
+    """Step inputs ``[N, T, obs+act]``."""
+    live: torch.Tensor
+    """``1 − z_t``, ``[N, T]`` floats: 0 on absorbing steps, whose reward is 0."""
 
 
 @dataclass(frozen=True)
@@ -104,13 +119,21 @@ class BTEnsemble(RewardLearner):
         x = np.concatenate([segments.obs, segments.actions], axis=-1)
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)  # [B, T, d]
 
+    def _live(self, segments: Segments) -> torch.Tensor:
+        """``1 − z_t`` ``[B, T]``: 0 on the absorbing steps after a termination."""
+        return torch.as_tensor(~segments.absorbing, dtype=torch.float32, device=self.device)
+
+    def _labeled(self, segments: Segments) -> SegmentTensors:
+        return SegmentTensors(self._segment_tensor(segments), self._live(segments))
+
     @torch.no_grad()
     def member_segment_returns(self, segments: Segments) -> torch.Tensor:
+        """``R̂_e(σ) = Σ_t (1 − z_t) r̂_e(s_t, a_t)``, ``[E, B]``."""
         if segments.step_ids is not None:
             return self._indexed_returns([segments])[0]
         x = self._segment_tensor(segments)
         b, t, d = x.shape
-        return self._member_rewards(x.reshape(b * t, d)).reshape(-1, b, t).sum(dim=-1)
+        return (self._member_rewards(x.reshape(b * t, d)).reshape(-1, b, t) * self._live(segments)).sum(dim=-1)
 
     def pair_probabilities(self, left: Segments, right: Segments) -> np.ndarray:
         """Scores both sides in one pass when steps are identified, so shared transitions are computed once."""
@@ -136,7 +159,7 @@ class BTEnsemble(RewardLearner):
         out = []
         for i, part in enumerate(parts):
             index = torch.as_tensor(inverse[offsets[i] : offsets[i + 1]].reshape(part.step_ids.shape), device=self.device)
-            out.append(rewards[:, index].sum(dim=-1))
+            out.append((rewards[:, index] * self._live(part)).sum(dim=-1))
         return out
 
     def _member_rewards(self, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
@@ -146,14 +169,14 @@ class BTEnsemble(RewardLearner):
         return torch.cat([self.net(x[i : i + chunk]).squeeze(-1) for i in range(0, len(x), chunk)], dim=1)
 
     # ---------------------------------------------------------------- training
-    def _member_step_rewards(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Per-step rewards of member-specific minibatches: ``x`` [N, T, d], ``index`` [E, b] → [E, b, T]."""
+    def _member_step_rewards(self, side: SegmentTensors, index: torch.Tensor) -> torch.Tensor:
+        """Per-step rewards ``(1 − z_t) r̂_e(s_t, a_t)`` of member-specific minibatches: ``index`` [E, b] → [E, b, T]."""
         e, b = index.shape
-        t, d = x.shape[1:]
-        return self.net(x[index].reshape(e, b * t, d)).reshape(e, b, t)
+        t, d = side.x.shape[1:]
+        return self.net(side.x[index].reshape(e, b * t, d)).reshape(e, b, t) * side.live[index]
 
     def _batch_loss(
-        self, left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, labels: torch.Tensor
+        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Summed-over-members minibatch loss and the returns ``[E, b]`` of both sides (subclasses add terms)."""
         r_left = self._member_step_rewards(left, index).sum(dim=-1)
@@ -162,7 +185,7 @@ class BTEnsemble(RewardLearner):
 
     def update(self, data: PreferenceDataset) -> dict[str, float]:
         cfg = self.config
-        left, right = self._segment_tensor(data.left), self._segment_tensor(data.right)
+        left, right = self._labeled(data.left), self._labeled(data.right)
         labels = torch.as_tensor(data.labels, dtype=torch.float32, device=self.device)
         n, e = len(labels), cfg.ensemble_size
         accuracy, loss_value, epochs = 0.0, float("nan"), 0

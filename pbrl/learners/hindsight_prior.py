@@ -16,7 +16,9 @@ the per-step rewards, not the return the preferences fix). ``L_prior = 0`` exact
 rewards are already proportional to the importances. The world model is refreshed from the
 transition log before every ``hprior.world_interval``-th reward update (the loop's
 :meth:`observe` hook), then frozen while the rewards train; importances are computed once
-per update for every labeled segment.
+per update for every labeled segment. A segment that runs into the absorbing state after a
+termination (``feedback.absorbing``) takes the importances of its steps up to the terminal
+one (the attention of that step's token), 0 on the absorbing steps, whose reward is 0.
 
 Defaults: λ = 1 (the prior coefficient of the reference implementations); the reward
 ensemble's knobs are PEBBLE's (``reward`` section).
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, bradley_terry_loss
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss
 from pbrl.learners.world_model import WorldModel
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionLog
@@ -103,10 +105,11 @@ class HindsightPrior(BTEnsemble):
         return {"world_model_loss": loss.item()}
 
     def importance(self, segments: Segments) -> torch.Tensor:
-        """Per-step importance ``α`` [B, T] of each segment (sums to 1 over its steps)."""
+        """Per-step importance ``α`` [B, T] of each segment (sums to 1 over its steps before the absorbing state)."""
         as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
+        last = torch.as_tensor((~segments.absorbing).sum(axis=1) - 1, device=self.device)
         return torch.cat([
-            self.world.importance(as_t(segments.obs[i : i + 1024]), as_t(segments.actions[i : i + 1024]))
+            self.world.importance(as_t(segments.obs[i : i + 1024]), as_t(segments.actions[i : i + 1024]), last[i : i + 1024])
             for i in range(0, len(segments), 1024)
         ])
 
@@ -121,7 +124,7 @@ class HindsightPrior(BTEnsemble):
         return metrics
 
     def _batch_loss(
-        self, left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, labels: torch.Tensor
+        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``L_BT + λ L_prior`` summed over members."""
         steps_left, steps_right = self._member_step_rewards(left, index), self._member_step_rewards(right, index)

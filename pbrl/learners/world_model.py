@@ -90,6 +90,12 @@ class WorldModel(nn.Module):
         return (self(obs, actions)[0] - next_obs).pow(2).mean()
 
     @torch.no_grad()
-    def importance(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Per-step importance ``α`` [B, T]: the last token's attention, averaged over layers and heads."""
-        return self(obs, actions)[1][:, :, :, -1, :].mean(dim=(1, 2))
+    def importance(self, obs: torch.Tensor, actions: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-step importance ``α`` [B, T]: the last token's attention, averaged over layers and heads.
+
+        ``last`` (``[B]`` ints) names each segment's last token instead of ``T − 1``: attention
+        being causal, that is the importance of the segment cut after it (0 beyond it)."""
+        weights = self(obs, actions)[1]
+        if last is None:
+            return weights[:, :, :, -1, :].mean(dim=(1, 2))
+        return weights[torch.arange(len(weights), device=weights.device), :, :, last, :].mean(dim=(1, 2))

@@ -17,6 +17,10 @@ pair when both segments' *partial returns* are ≤ ``eps_skip × mean segment re
 (B-Pref's "nothing happened in either" rule; advantages are ≤ 0 for an optimal expert,
 so a threshold on them would skip everything).
 
+Steps in the absorbing state after a true termination (:attr:`Segments.absorbing`,
+``feedback.absorbing``) have ``A* = 0`` by definition, whatever the callable says there
+(an expert's critic was never trained on them); their true reward is 0 as well.
+
 The advantage is any callable ``(obs [N, d], actions [N, a]) → [N]``: pbrl never imports
 an RL library here. ``agents.expert.sac_advantage`` turns a SAC checkpoint into one;
 tests pass exact tabular advantages. Actions are those the loop logs (normalised to
@@ -45,14 +49,14 @@ class RegretTeacher(SyntheticTeacher):
         self.advantage = advantage
 
     def step_advantages(self, segments: Segments) -> np.ndarray:
-        """``A*(s_t, a_t)`` of every step, ``[B, T]`` (one call for the whole batch)."""
+        """``A*(s_t, a_t)`` of every step, ``[B, T]`` (one call for the whole batch; 0 on absorbing steps)."""
         b, t = segments.obs.shape[:2]
         obs = segments.obs.reshape(b * t, -1)
         actions = segments.actions.reshape(b * t, -1)
         values = np.asarray(self.advantage(obs, actions), dtype=np.float64)
         if values.shape != (b * t,):
             raise ValueError(f"the advantage callable returned shape {values.shape}, expected ({b * t},)")
-        return values.reshape(b, t)
+        return np.where(segments.absorbing, 0.0, values.reshape(b, t))
 
     def label(self, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator) -> np.ndarray:
         both = self.step_advantages(Segments.concatenate([left.segments, right.segments]))
