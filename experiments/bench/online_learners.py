@@ -58,8 +58,10 @@ def groups(expert: str | None) -> dict[str, list[tuple[str, str, list[str]]]]:
     return out
 
 
-def _runs(directory: Path) -> list[dict]:
-    return load_runs(directory) if directory.exists() else []
+def _finished_runs(directory: Path) -> list[dict]:
+    """The runs below ``directory`` that reached their final step (a stopped run would compare early numbers)."""
+    runs = load_runs(directory) if directory.exists() else []
+    return [r for r in runs if r["rows"] and r["rows"][-1]["step"] >= r["config"]["steps"]]
 
 
 def _cell(values: list[float], spec: str) -> str:
@@ -68,14 +70,14 @@ def _cell(values: list[float], spec: str) -> str:
 
 
 def write_results(out: Path, plan: dict[str, list[tuple[str, str, list[str]]]]) -> Path:
-    lines = ["# Learners in the online loop", "", "Final evaluation (5 episodes) at the last step, mean ± std over seeds. "
+    lines = ["# Learners in the online loop", "", "Final evaluation (5 episodes) at the last step, mean ± std over the seeds whose runs finished. "
              "Steps/s: env steps per wall second of the whole run (training, labeling, evaluation), 1 torch thread "
              "per run, two runs at a time on 2 shared cores.", ""]
     fig, axes = plt.subplots(1, len(plan), figsize=(5 * len(plan), 3.8), squeeze=False)
     for ax, (group, variants) in zip(axes[0], plan.items()):
         lines += [f"## {group}", "", "| learner | seeds | eval return | eval success | labels | steps/s |", "|---|---:|---:|---:|---:|---:|"]
         for name, _, _ in variants:
-            runs = _runs(out / group / name)
+            runs = _finished_runs(out / group / name)
             if not runs:
                 continue
             ret = [final_value(r["rows"], "eval/true_return") for r in runs]
