@@ -116,9 +116,10 @@ class HumanTeacher(Teacher):
             cache_dir = str(Path(store.path).parent / "videos")
         if self.budget is not None:
             store.set_meta("label_budget", str(self.budget))
-        self.server = LabelServer(store, cache_dir, cfg.task or default_task(self.env_id), cfg.render_settings(),
-                                  cfg.host, cfg.port, cfg.lease)
-        url = self.server.start()
+        server = LabelServer(store, cache_dir, cfg.task or default_task(self.env_id), cfg.render_settings(),
+                             cfg.host, cfg.port, cfg.lease)
+        url = server.start()
+        self.server = server  # published once it accepts connections: its url then has the real port
         print(f"pbrl: labeling page for this run at {url}/ — one link per annotator:", flush=True)
         links = self.server.links(cfg.annotators)
         for who, link in links.items():
