@@ -80,49 +80,6 @@ def test_preference_iql_fits_the_reward_once_then_runs_iql():
     assert np.mean((p > 0.5) == (data.labels > 0.5)) > 0.9
 
 
-def test_preference_iql_cached_rewards_equal_scoring_every_minibatch():
-    # r̂ relabeled once per fit must give the numbers of the reward model called on each minibatch
-    # (the implementation before the cache): same metrics at every update, same final weights
-    from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
-    from pbrl.learners.piql import PreferenceIQL
-
-    class ScoreEveryMinibatch(PreferenceIQL):
-        def transition_rewards(self, batch, replay_index):
-            flat = [x.reshape(-1, x.shape[-1]) for x in (batch.obs, batch.actions, batch.next_obs)]
-            replay = [torch.as_tensor(a[replay_index]) for a in (self.replay.obs, self.replay.actions, self.replay.next_obs)]
-            return self.reward.reward_tensor(*(torch.cat([x, r]) for x, r in zip(flat, replay)))
-
-    data = toy_dataset(32, length=8)
-    rng = np.random.default_rng(0)
-    replay = Replay(*(rng.normal(size=(100, d)).astype(np.float32) for d in (3, 2, 3)))
-    config = IPLConfig(hidden_sizes=(16,), batch_size=4, window=5, steps_per_update=10, replay_batch_size=8)
-    reward_config = BTEnsembleConfig(ensemble_size=2, hidden_sizes=(16,), max_epochs=5)
-    cached, direct = (cls(3, 2, BTEnsemble(3, 2, reward_config, seed=0), config, seed=0)
-                      for cls in (PreferenceIQL, ScoreEveryMinibatch))
-    for learner in (cached, direct):
-        learner.set_replay(replay)
-    for labels in (data[:16], data[:16], data):  # fit, reuse the fit, refit on more labels
-        assert cached.update(labels) == direct.update(labels)
-    for module in ("critic", "value", "policy"):
-        for a, b in zip(getattr(cached, module).parameters(), getattr(direct, module).parameters()):
-            assert torch.equal(a, b)
-
-
-def test_preference_iql_relabels_after_loading_a_checkpoint():
-    from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
-    from pbrl.learners.piql import PreferenceIQL
-
-    data = toy_dataset(16)
-    make = lambda seed: PreferenceIQL(  # noqa: E731
-        3, 2, BTEnsemble(3, 2, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(16,), max_epochs=5), seed), FAST, seed
-    )
-    a, resumed = make(0), make(1)
-    a.update(data)
-    resumed.update(data)  # a cache under another reward model, dropped by the load
-    resumed.load_state_dict(saved_and_loaded(a.state_dict()))
-    assert a.update(data) == resumed.update(data)
-
-
 # ---------------------------------------------------------------- true terminations: r_Q = Q − γ (1 − d) V(s')
 def _constant_ipl(q: float, v: float, learner_class=IPL, *args, **config) -> IPL:
     """A 1-d IPL whose critics output ``q`` and value ``v`` everywhere, frozen by lr = 0 (γ = λ_χ² = ½)."""
@@ -169,8 +126,6 @@ def test_preference_iql_target_stops_bootstrapping_at_a_termination():
     from pbrl.learners.piql import PreferenceIQL
 
     class ZeroReward:  # r̂ = 0, so the TD error is Q − γ (1 − d) V(s')
-        device = torch.device("cpu")
-
         def update(self, data):
             return {}
 

@@ -132,14 +132,11 @@ class Replay:
         flat = lambda name: log.arrays[name][: log.size].reshape(-1, log.arrays[name].shape[-1])  # noqa: E731
         return cls(flat("obs"), flat("actions"), flat("next_obs"), log.arrays["terminals"][: log.size].reshape(-1))
 
-    def sample(
-        self, count: int, rng: np.random.Generator, device: torch.device
-    ) -> tuple[np.ndarray, tuple[torch.Tensor, ...]]:
-        """``count`` transitions drawn uniformly: their rows ``[count]`` and ``(obs, actions, next_obs,
-        terminals)`` as float tensors."""
+    def sample(self, count: int, rng: np.random.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """``count`` transitions drawn uniformly: ``(obs, actions, next_obs, terminals)`` as float tensors."""
         index = rng.integers(0, len(self.obs), size=count)
         arrays = (self.obs, self.actions, self.next_obs, self.terminals)
-        return index, tuple(torch.as_tensor(a[index], dtype=torch.float32, device=device) for a in arrays)
+        return tuple(torch.as_tensor(a[index], dtype=torch.float32, device=device) for a in arrays)
 
 
 class Critic(nn.Module):
@@ -195,9 +192,9 @@ class IPL(PolicyLearner):
         batch = sample_pairs(data, cfg.batch_size, cfg.window, self.rng, self.device)
         obs, actions, next_obs = (x.reshape(-1, x.shape[-1]) for x in (batch.obs, batch.actions, batch.next_obs))
         terminals = batch.terminals.reshape(-1)
-        labeled, replay_index = obs.shape[0], None
+        labeled = obs.shape[0]
         if self.replay is not None and cfg.replay_batch_size > 0:
-            replay_index, replay = self.replay.sample(cfg.replay_batch_size, self.rng, self.device)
+            replay = self.replay.sample(cfg.replay_batch_size, self.rng, self.device)
             obs, actions, next_obs, terminals = (
                 torch.cat([x, r]) for x, r in zip((obs, actions, next_obs, terminals), replay)
             )
@@ -209,7 +206,7 @@ class IPL(PolicyLearner):
 
         with torch.no_grad():  # (1 − d) V(s'): nothing to bootstrap past a true termination
             next_v = (1.0 - terminals) * self.value(next_obs).squeeze(-1)
-        critic_loss, metrics = self.critic_loss(self.critic(obs, actions), next_v, batch, replay_index, labeled)
+        critic_loss, metrics = self.critic_loss(self.critic(obs, actions), next_v, batch, (obs, actions, next_obs), labeled)
         self._step("critic", critic_loss)
 
         with torch.no_grad():
@@ -224,13 +221,13 @@ class IPL(PolicyLearner):
         return {**metrics, "value_loss": value_loss.item(), "actor_loss": actor_loss.item()}
 
     def critic_loss(
-        self, q: torch.Tensor, next_v: torch.Tensor, batch: PairBatch, replay_index: np.ndarray | None, labeled: int
+        self, q: torch.Tensor, next_v: torch.Tensor, batch: PairBatch, transitions: tuple[torch.Tensor, ...], labeled: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """IPL's critic objective: preference likelihood of the implicit reward plus its χ² regulariser.
 
-        ``q`` is ``[E, N]`` and ``next_v`` ``[N]`` the bootstrapped value ``(1 − d) V(s')``, over the
-        batch's flattened labeled steps (the first ``labeled``, in ``[2, B, T]`` order) followed by
-        the replay transitions at rows ``replay_index`` of :attr:`replay` (``None``: no replay).
+        ``q`` is ``[E, N]``, ``next_v`` ``[N]`` the bootstrapped value ``(1 − d) V(s')`` and
+        ``transitions`` = ``(obs, actions, next_obs)`` ``[N, ·]``, over the batch's flattened
+        labeled steps (the first ``labeled``) followed by replay transitions.
         """
         cfg = self.config
         if cfg.target_clipping:

@@ -67,18 +67,13 @@ class PairBatch:
     """A minibatch of labeled pairs as tensors: ``obs``/``actions``/``next_obs`` are ``[2, B, T, ·]``
     (index 0 = left, 1 = right), ``terminals`` ``[2, B, T]`` (1.0 where the episode truly
     terminated after the step, see :class:`~pbrl.segments.Segments`) and ``labels`` is
-    ``[B]`` = P[left ≻ right]. ``index`` ``[B]`` and ``steps`` ``[B, T]`` (numpy) say where the
-    batch lies in the dataset: step ``t`` of pair ``b`` is step ``steps[b, t]`` of pair
-    ``index[b]``'s segments, so per-step arrays kept alongside the dataset (P-IQL's cached
-    rewards) are read with the same index."""
+    ``[B]`` = P[left ≻ right]."""
 
     obs: torch.Tensor
     actions: torch.Tensor
     next_obs: torch.Tensor
     terminals: torch.Tensor
     labels: torch.Tensor
-    index: np.ndarray
-    steps: np.ndarray
 
 
 def sample_pairs(
@@ -89,10 +84,9 @@ def sample_pairs(
     the label stays the whole segments' label)."""
     index = rng.integers(0, len(data), size=batch_size)
     length = data.left.length
-    starts, width = np.zeros((batch_size, 1), np.int64), length
+    steps = np.arange(length)[None, :]
     if window is not None and window < length:
-        starts, width = rng.integers(0, length - window + 1, size=(batch_size, 1)), window
-    steps = starts + np.arange(width)[None, :]  # [B, T]
+        steps = rng.integers(0, length - window + 1, size=(batch_size, 1)) + np.arange(window)[None, :]
     rows = index[:, None]
 
     def both(name: str) -> torch.Tensor:
@@ -100,7 +94,7 @@ def sample_pairs(
         return torch.as_tensor(pair, dtype=torch.float32, device=device)
 
     labels = torch.as_tensor(data.labels[index], dtype=torch.float32, device=device)
-    return PairBatch(both("obs"), both("actions"), both("next_obs"), both("terminal_mask"), labels, index, steps)
+    return PairBatch(both("obs"), both("actions"), both("next_obs"), both("terminal_mask"), labels)
 
 
 class PolicyLearnerConfig(Protocol):
