@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from stable_baselines3 import SAC
 
-from agents.config import SACConfig
-from agents.replay import PreferenceReplayBuffer
+from pbrl.agents.config import SACConfig
+from pbrl.agents.replay import PreferenceReplayBuffer
 from pbrl.learners.base import PreferenceLearner
 
 
@@ -46,7 +46,7 @@ class GreedyAdvantageSAC(SAC):
     """SB3 SAC whose actor maximises ``Â(s, π(s)) + α H(π(·|s))`` directly once Â exists.
 
     ``advantage`` is not saved with the agent: attach the learner after building or
-    loading the model (``model.advantage = learner``), as :class:`experiments.train.Trainer` does.
+    loading the model (``model.advantage = learner``), as :class:`pbrl.experiments.train.Trainer` does.
     """
 
     advantage: Advantage | None = None

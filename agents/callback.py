@@ -19,8 +19,8 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-from agents.evaluation import Evaluator
-from agents.preference_env import PreferenceVecEnv
+from pbrl.agents.evaluation import Evaluator
+from pbrl.agents.preference_env import PreferenceVecEnv
 from pbrl.feedback import FeedbackLoop
 from pbrl.learners.base import PreferenceLearner
 from pbrl.run_log import MetricsLog

@@ -11,7 +11,7 @@ from __future__ import annotations
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.config import PPOConfig
+from pbrl.agents.config import PPOConfig
 
 
 def make_ppo(env: VecEnv, config: PPOConfig, seed: int, tensorboard_log: str | None = None) -> PPO:

@@ -23,7 +23,7 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from agents.state_entropy import StateEntropyReward
+from pbrl.agents.state_entropy import StateEntropyReward
 from pbrl.learners.base import RewardLearner
 
 

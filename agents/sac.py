@@ -16,9 +16,9 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.config import SACConfig
-from agents.replay import PreferenceReplayBuffer
-from agents.state_entropy import StateEntropyReward
+from pbrl.agents.config import SACConfig
+from pbrl.agents.replay import PreferenceReplayBuffer
+from pbrl.agents.state_entropy import StateEntropyReward
 from pbrl.learners.base import PreferenceLearner, RewardLearner
 
 

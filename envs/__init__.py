@@ -1,6 +1,6 @@
 """pbrl's environments: make any supported env by one id, snapshot and re-render its states.
 
-    import envs
+    from pbrl import envs
     env = envs.make("metaworld:door-open-v3", seed=0)
     obs, info = env.reset()
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
@@ -18,11 +18,11 @@ import os
 # run before anything imports mujoco. An explicit MUJOCO_GL from the user wins.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from envs.factory import make  # noqa: E402
-from envs.registry import UnknownEnvError, available_env_ids, suite_of  # noqa: E402
-from envs.rendering import render_states  # noqa: E402
-from envs.sim_state import get_sim_state, set_sim_state  # noqa: E402
-from envs.wrappers import PreferenceInfoWrapper, episode_limit  # noqa: E402
+from pbrl.envs.factory import make  # noqa: E402
+from pbrl.envs.registry import UnknownEnvError, available_env_ids, suite_of  # noqa: E402
+from pbrl.envs.rendering import render_states  # noqa: E402
+from pbrl.envs.sim_state import get_sim_state, set_sim_state  # noqa: E402
+from pbrl.envs.wrappers import PreferenceInfoWrapper, episode_limit  # noqa: E402
 
 __all__ = [
     "PreferenceInfoWrapper",

@@ -1,7 +1,7 @@
 """The DeepMind Control suite through shimmy: an optional extra (``pip install 'pbrl[dmc]'``).
 
 Nothing here imports shimmy or dm_control at module level, so the task list is known
-(and listed by :func:`envs.available_env_ids`) on installs without the extra.
+(and listed by :func:`pbrl.envs.available_env_ids`) on installs without the extra.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.rendering import close_renderers_first_at_exit
+from pbrl.envs.rendering import close_renderers_first_at_exit
 
 DMC_TASKS: tuple[str, ...] = tuple(
     f"{domain}-{task}"
@@ -55,7 +55,7 @@ INSTALL_HINT = (
 def make_dmc(name: str, seed: int | None) -> gym.Env:
     """Make ``dm_control/<name>-v0`` with dm_control's own time limit switched off.
 
-    The episode limit is applied by :func:`envs.make` with a ``TimeLimit`` wrapper, so a
+    The episode limit is applied by :func:`pbrl.envs.make` with a ``TimeLimit`` wrapper, so a
     ``max_episode_steps`` override works beyond 1000 and the end of an episode always comes
     out as ``truncated=True``. ``seed`` seeds the task's ``RandomState`` (initial poses,
     targets); ``reset(seed=...)`` re-seeds it, as shimmy does.

@@ -10,7 +10,7 @@ Per suite:
   wrappers pbrl does not want (episode statistics, checkpointing) and with the time limit
   under our control: MetaWorld's own step counter raises once it reaches
   ``max_path_length`` (500), so it is set to the same limit as the ``TimeLimit``.
-- ``dmc``: see :mod:`envs.dmc`; 1000 steps.
+- ``dmc``: see :mod:`pbrl.envs.dmc`; 1000 steps.
 
 Then, for all: observations as a float32 vector, and :class:`PreferenceInfoWrapper` last.
 Gymnasium's passive env checker is off (MetaWorld trips its observation-bounds warning;
@@ -22,13 +22,13 @@ from __future__ import annotations
 import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
-from envs.dmc import DMC_EPISODE_STEPS, make_dmc
-from envs.registry import parse_env_id
-from envs.wrappers import FlatFloat32Observation, MetaWorldSeeding, PreferenceInfoWrapper
+from pbrl.envs.dmc import DMC_EPISODE_STEPS, make_dmc
+from pbrl.envs.registry import parse_env_id
+from pbrl.envs.wrappers import FlatFloat32Observation, MetaWorldSeeding, PreferenceInfoWrapper
 
 
 def make(env_id: str, seed: int | None = None, *, max_episode_steps: int | None = None) -> gym.Env:
-    """Make the env named ``env_id`` (see :func:`envs.available_env_ids`).
+    """Make the env named ``env_id`` (see :func:`pbrl.envs.available_env_ids`).
 
     ``seed`` makes the env reproducible: it seeds the spaces and the first ``reset`` that
     passes no seed. For MetaWorld it also seeds the sampling of the task's 50 goals; every

@@ -7,7 +7,7 @@ Every env pbrl can make has one id of the form ``<suite>:<name>``:
 - ``dmc:<domain>-<task>``, e.g. ``dmc:walker-walk`` (the DeepMind Control suite).
 
 The lists come from the installed packages (Gymnasium's registry, MetaWorld's task dict)
-except DMC's, which is fixed in :mod:`envs.dmc` so that it is known without the optional
+except DMC's, which is fixed in :mod:`pbrl.envs.dmc` so that it is known without the optional
 ``dmc`` extra installed.
 """
 
@@ -19,7 +19,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from envs.dmc import DMC_TASKS
+from pbrl.envs.dmc import DMC_TASKS
 
 Suite = Literal["gym", "metaworld", "dmc"]
 SUITES: tuple[Suite, ...] = ("gym", "metaworld", "dmc")
@@ -82,7 +82,7 @@ _NAMES: dict[Suite, Callable[[], tuple[str, ...]]] = {
 
 
 def available_env_ids() -> list[str]:
-    """Every id :func:`envs.make` accepts, sorted (DMC ids are listed even without shimmy)."""
+    """Every id :func:`pbrl.envs.make` accepts, sorted (DMC ids are listed even without shimmy)."""
     return sorted(f"{suite}:{name}" for suite in SUITES for name in _NAMES[suite]())
 
 

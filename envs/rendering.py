@@ -23,7 +23,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from envs.sim_state import get_sim_state, set_sim_state, sim_handles, simulator_kind
+from pbrl.envs.sim_state import get_sim_state, set_sim_state, sim_handles, simulator_kind
 
 _RENDERERS: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], mujoco.Renderer]] = (
     weakref.WeakKeyDictionary()

@@ -1,4 +1,4 @@
-"""The wrappers :func:`envs.make` applies so that every suite obeys one contract.
+"""The wrappers :func:`pbrl.envs.make` applies so that every suite obeys one contract.
 
 - :class:`MetaWorldSeeding` makes ``reset(seed=...)`` mean what it means in Gymnasium.
 - :class:`FlatFloat32Observation` turns observations into one float32 vector.
@@ -13,8 +13,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.rendering import close_renderers
-from envs.sim_state import get_sim_state
+from pbrl.envs.rendering import close_renderers
+from pbrl.envs.sim_state import get_sim_state
 
 
 class MetaWorldSeeding(gym.Wrapper):
@@ -55,7 +55,7 @@ class FlatFloat32Observation(gym.ObservationWrapper):
 
 
 class PreferenceInfoWrapper(gym.Wrapper):
-    """The outermost wrapper of every env from :func:`envs.make`.
+    """The outermost wrapper of every env from :func:`pbrl.envs.make`.
 
     ``step`` returns the env's true reward (agents replace it later) and always adds to
     ``info``: ``"true_reward"`` (float), ``"success"`` (float 0/1; MetaWorld's flag, 0.0

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from experiments.config import ConfigError, TrainConfig
+from pbrl.experiments.config import ConfigError, TrainConfig
 from pbrl.learners.advantage import AdvantageLearner
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.bradley_terry import BTEnsemble
@@ -43,7 +43,7 @@ def _synthetic(config: TrainConfig, env: EnvSpec) -> Teacher:
 
 
 def _regret(config: TrainConfig, env: EnvSpec) -> Teacher:
-    from agents.expert import load_expert, sac_advantage
+    from pbrl.agents.expert import load_expert, sac_advantage
 
     if not config.teacher.expert:
         raise ConfigError("teacher.type=regret needs teacher.expert=<path to a SAC checkpoint/agent.zip> (train one with method=sac)")

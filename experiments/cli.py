@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from experiments.config import (
+from pbrl.experiments.config import (
     REWARD_FREE_METHODS,
     ConfigError,
     TrainConfig,
@@ -29,7 +29,7 @@ from experiments.config import (
     load_yaml,
     to_dict,
 )
-from experiments.label_cli import add_label_commands, start_labeling
+from pbrl.experiments.label_cli import add_label_commands, start_labeling
 
 _SHORTCUTS = {  # CLI flag -> dotted config key
     "env": "env",
@@ -70,14 +70,14 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 def _run(config: TrainConfig, run_dir: Path, resume: bool) -> int:
     """Train (or resume) the run and print its summary: reward-free methods in their plain loop
     (experiments/reward_free.py), the others with a stable-baselines3 agent (experiments/train.py)."""
-    from experiments.summary import format_summary
+    from pbrl.experiments.summary import format_summary
 
     if config.method in REWARD_FREE_METHODS:
-        from experiments.reward_free import RewardFreeTrainer
+        from pbrl.experiments.reward_free import RewardFreeTrainer
 
         summary = RewardFreeTrainer(config, run_dir, resume=resume).train()
     else:
-        from experiments.train import Trainer
+        from pbrl.experiments.train import Trainer
 
         trainer = Trainer(config, run_dir, resume=resume)
         start_labeling(trainer)
@@ -87,7 +87,7 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from experiments.train import run_dir_for
+    from pbrl.experiments.train import run_dir_for
 
     config = build_config(args)
     run_dir = run_dir_for(config)
@@ -98,7 +98,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from experiments.train import resume_config
+    from pbrl.experiments.train import resume_config
 
     run_dir = Path(args.run_dir)
     overrides = {"steps": args.steps} if args.steps else {}
@@ -116,7 +116,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from experiments.plots import plot_runs
+    from pbrl.experiments.plots import plot_runs
 
     out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "curves.png"
     print(plot_runs([Path(r) for r in args.run_dirs], out))
@@ -124,8 +124,8 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from experiments.report import write_report
-    from experiments.sweep import run_sweep
+    from pbrl.experiments.report import write_report
+    from pbrl.experiments.sweep import run_sweep
 
     out = Path(args.out)
     failed = run_sweep(args.config, args.seeds, args.grid, out, args.jobs, args.set)
@@ -134,14 +134,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from experiments.report import write_report
+    from pbrl.experiments.report import write_report
 
     print(write_report(Path(args.root), args.metric))
     return 0
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from experiments.collect import CollectConfig, collect
+    from pbrl.experiments.collect import CollectConfig, collect
 
     data = load_yaml(args.config) if args.config else {}
     collect(from_dict(CollectConfig, apply_overrides(data, list(args.set))))
@@ -149,7 +149,7 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _envs(_: argparse.Namespace) -> int:
-    import envs
+    from pbrl import envs
 
     print("\n".join(envs.available_env_ids()))
     return 0

@@ -3,7 +3,7 @@
 1. **Expert.** ``expert=sac`` trains stable-baselines3 SAC on the true reward for
    ``expert_steps`` (saved as ``<out>.expert/agent.zip``); ``expert=<path to agent.zip>``
    loads one (e.g. a ``method=sac`` run's ``checkpoint/agent.zip``); ``expert=scripted``
-   uses MetaWorld's scripted policy (:mod:`agents.scripted`; seconds instead of hours).
+   uses MetaWorld's scripted policy (:mod:`pbrl.agents.scripted`; seconds instead of hours).
 2. **Behaviour policies of mixed quality.** SAC: the actor at ``checkpoints + 1`` evenly
    spaced points of its training (the untrained one first), each with every Gaussian
    action-noise level in ``noise``; a loaded SAC: the expert with each noise level. Scripted:
@@ -14,7 +14,7 @@
 5. **Labels** from the configured teacher: ``teacher.type=synthetic`` (B-Pref partial
    return with its preset knobs) or ``teacher.type=regret`` (the expert's advantage: SAC's
    critic, or the max-ent advantage around the scripted expert,
-   :func:`agents.scripted.maxent_advantage`; ``teacher.expert`` overrides it with another SAC agent).
+   :func:`pbrl.agents.scripted.maxent_advantage`; ``teacher.expert`` overrides it with another SAC agent).
 
 The result is one HDF5 file (:mod:`pbrl.datasets.offline`) with the whole configuration,
 the teacher's included, in its metadata.
@@ -33,9 +33,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import envs
-from agents.config import SACConfig
-from experiments.config import TeacherConfig, to_dict
+from pbrl import envs
+from pbrl.agents.config import SACConfig
+from pbrl.experiments.config import TeacherConfig, to_dict
 from pbrl.datasets import OfflinePreferenceData, cut_segments, draw_pairs, label_dataset, stack_episodes
 from pbrl.teachers.base import Teacher
 from pbrl.teachers.regret import RegretTeacher
@@ -129,7 +129,7 @@ def _sac_behaviours(config: CollectConfig, out: Path, space: gym.spaces.Box) -> 
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.sac import make_sac
+    from pbrl.agents.sac import make_sac
 
     to_unit, _ = _normalizer(space)
     actors: list[tuple[dict, Any]] = []
@@ -154,7 +154,7 @@ def _sac_behaviours(config: CollectConfig, out: Path, space: gym.spaces.Box) -> 
 
 
 def _scripted_behaviours(config: CollectConfig, obs_dim: int, act_dim: int) -> list[tuple[dict, Behaviour]]:
-    from agents.scripted import BlendedPolicy, scripted_policy
+    from pbrl.agents.scripted import BlendedPolicy, scripted_policy
 
     expert = scripted_policy(config.env)
     return [
@@ -181,7 +181,7 @@ def build_teacher(config: CollectConfig, advantage: Callable[[], Advantage]) -> 
         return SyntheticTeacher(teacher.synthetic(), name=f"synthetic:{teacher.preset}")
     if teacher.type == "regret":
         if teacher.expert:
-            from agents.expert import load_expert, sac_advantage
+            from pbrl.agents.expert import load_expert, sac_advantage
 
             fn = sac_advantage(load_expert(teacher.expert), teacher.expert_samples, seed=config.seed)
         else:
@@ -226,10 +226,10 @@ def collect(config: CollectConfig, log: Callable[[str], None] = print) -> Path:
 
     def advantage() -> Advantage:
         if model is not None:
-            from agents.expert import sac_advantage
+            from pbrl.agents.expert import sac_advantage
 
             return sac_advantage(model, config.teacher.expert_samples, seed=config.seed)
-        from agents.scripted import maxent_advantage, scripted_policy
+        from pbrl.agents.scripted import maxent_advantage, scripted_policy
 
         return maxent_advantage(scripted_policy(config.env), std=config.maxent_std)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from agents.config import PPOConfig, SACConfig
+from pbrl.agents.config import PPOConfig, SACConfig
 from pbrl.feedback import FeedbackConfig
 from pbrl.learners.advantage import AdvantageConfig
 from pbrl.learners.bradley_terry import BTEnsembleConfig

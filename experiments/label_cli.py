@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
+from pbrl.experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
 from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
 from pbrl.store import PreferenceStore
 
@@ -51,7 +51,7 @@ def start_labeling(trainer) -> None:  # noqa: ANN001 (experiments.train.Trainer;
 
 def rollout_segments(env_id: str, count: int, length: int, seed: int = 0) -> SegmentBatch:
     """``count`` consecutive ``length``-step segments of one random-action episode, with simulator states."""
-    import envs
+    from pbrl import envs
 
     env = envs.make(env_id, seed=seed)
     rng = np.random.default_rng(seed)

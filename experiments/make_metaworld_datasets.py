@@ -1,7 +1,7 @@
 """Generate small offline preference datasets for a few MetaWorld tasks, in minutes on a CPU.
 
-    python -m experiments.make_metaworld_datasets                       # reach, button-press, drawer-open
-    python -m experiments.make_metaworld_datasets --tasks drawer-open-v3 --teacher synthetic --out datasets/mw
+    python -m pbrl.experiments.make_metaworld_datasets                       # reach, button-press, drawer-open
+    python -m pbrl.experiments.make_metaworld_datasets --tasks drawer-open-v3 --teacher synthetic --out datasets/mw
 
 Each task gets ``<out>/<task>.h5`` from ``pbrl collect`` with MetaWorld's scripted expert
 (no SAC run): five behaviour policies that blend the expert with a fixed untrained policy
@@ -20,8 +20,8 @@ import argparse
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from experiments.collect import CollectConfig, collect
-from experiments.config import TeacherConfig
+from pbrl.experiments.collect import CollectConfig, collect
+from pbrl.experiments.config import TeacherConfig
 
 TASKS = ("reach-v3", "button-press-v3", "drawer-open-v3")
 

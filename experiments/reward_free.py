@@ -41,12 +41,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import envs
-from agents.evaluation import Evaluator
-from experiments.builders import EnvSpec, build_teacher
-from experiments.checkpoint import atomic_checkpoint, checkpoint_state
-from experiments.config import REWARD_FREE_METHODS, ConfigError, TrainConfig, save_yaml
-from experiments.plots import plot_runs
+from pbrl import envs
+from pbrl.agents.evaluation import Evaluator
+from pbrl.experiments.builders import EnvSpec, build_teacher
+from pbrl.experiments.checkpoint import atomic_checkpoint, checkpoint_state
+from pbrl.experiments.config import REWARD_FREE_METHODS, ConfigError, TrainConfig, save_yaml
+from pbrl.experiments.plots import plot_runs
 from pbrl.datasets import OfflinePreferenceData
 from pbrl.feedback import FeedbackLoop
 from pbrl.learners.bradley_terry import BTEnsemble

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from experiments.config import REWARD_FREE_METHODS, TrainConfig
+from pbrl.experiments.config import REWARD_FREE_METHODS, TrainConfig
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:

@@ -18,7 +18,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from experiments.config import ConfigError, load_yaml
+from pbrl.experiments.config import ConfigError, load_yaml
 
 
 def expand_grid(grid: list[str]) -> list[list[str]]:
@@ -52,9 +52,9 @@ def run_sweep(config: str | None, seeds: list[int], grid: list[str], out: Path, 
             if (run_dir / "config.yaml").exists():
                 if _finished(run_dir):
                     continue
-                commands.append((run_dir, [sys.executable, "-m", "experiments.cli", "resume", str(run_dir)]))
+                commands.append((run_dir, [sys.executable, "-m", "pbrl.experiments.cli", "resume", str(run_dir)]))
                 continue
-            cmd = [sys.executable, "-m", "experiments.cli", "train", "--no-progress", "--seed", str(seed), "--run-dir", str(run_dir)]
+            cmd = [sys.executable, "-m", "pbrl.experiments.cli", "train", "--no-progress", "--seed", str(seed), "--run-dir", str(run_dir)]
             cmd += ["--config", config] if config else []
             for o in overrides + extra:
                 cmd += ["--set", o]

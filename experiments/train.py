@@ -24,17 +24,17 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-import envs
-from agents.advantage_policy import GreedyAdvantageHooks, GreedyAdvantageSAC
-from agents.callback import PreferenceCallback
-from agents.evaluation import Evaluator
-from agents.ppo import PPOFeedbackHooks, make_ppo
-from agents.preference_env import PreferenceVecEnv
-from agents.sac import SACFeedbackHooks, make_sac
-from experiments.builders import EnvSpec, build_learner, build_teacher
-from experiments.checkpoint import atomic_checkpoint, recover_interrupted_swap
-from experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
-from experiments.plots import plot_runs
+from pbrl import envs
+from pbrl.agents.advantage_policy import GreedyAdvantageHooks, GreedyAdvantageSAC
+from pbrl.agents.callback import PreferenceCallback
+from pbrl.agents.evaluation import Evaluator
+from pbrl.agents.ppo import PPOFeedbackHooks, make_ppo
+from pbrl.agents.preference_env import PreferenceVecEnv
+from pbrl.agents.sac import SACFeedbackHooks, make_sac
+from pbrl.experiments.builders import EnvSpec, build_learner, build_teacher
+from pbrl.experiments.checkpoint import atomic_checkpoint, recover_interrupted_swap
+from pbrl.experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
+from pbrl.experiments.plots import plot_runs
 from pbrl.feedback import FeedbackLoop
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore

@@ -33,7 +33,7 @@ def filled_log(steps: int = 300, episode_length: int = 100, n_envs: int = 1, obs
 def train_until_round_then_kill(overrides: list[str], run_dir: Path, rounds: int = 2, deadline_s: float = 240) -> None:
     """Start ``pbrl train --set …`` in its own process group, wait until its checkpoint records
     ``rounds`` finished feedback rounds, then SIGKILL the whole group (a crash, not a clean exit)."""
-    cmd = [sys.executable, "-m", "experiments.cli", "train"] + [a for o in overrides for a in ("--set", o)]
+    cmd = [sys.executable, "-m", "pbrl.experiments.cli", "train"] + [a for o in overrides for a in ("--set", o)]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + deadline_s
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.label_cli import demo_store
+from pbrl.experiments.label_cli import demo_store
 from pbrl.labeling.assignments import LabelQueue
 from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
 from pbrl.store import PreferenceStore

@@ -284,7 +284,7 @@ def test_loop_asks_about_segments_that_outlive_their_episode():
 
 
 def test_reward_free_methods_refuse_absorbing_segments():
-    from experiments.config import ConfigError, TrainConfig, from_dict
+    from pbrl.experiments.config import ConfigError, TrainConfig, from_dict
 
     with pytest.raises(ConfigError, match="feedback.absorbing=false"):
         from_dict(TrainConfig, {"method": "ipl", "feedback": {"absorbing": True}})
@@ -294,8 +294,8 @@ def test_reward_free_methods_refuse_absorbing_segments():
 def test_a_hat_as_reward_with_its_constant_unpinned_warns():
     import warnings
 
-    from experiments.builders import EnvSpec, build_learner
-    from experiments.config import TrainConfig, from_dict
+    from pbrl.experiments.builders import EnvSpec, build_learner
+    from pbrl.experiments.config import TrainConfig, from_dict
 
     spec = EnvSpec("chain", N, 1, 12)
     build = lambda **sections: build_learner(from_dict(TrainConfig, {"learner": "regret", **sections}), spec)  # noqa: E731
@@ -310,10 +310,10 @@ def test_a_hat_as_reward_with_its_constant_unpinned_warns():
 
 # ----------------------------------------------------------------------------- a person's view
 def test_a_padded_hopper_segment_renders_with_its_last_frame_held():
-    import envs
+    from pbrl import envs
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.preference_env import PreferenceVecEnv
+    from pbrl.agents.preference_env import PreferenceVecEnv
 
     mujoco = pytest.importorskip("mujoco")
     try:

@@ -10,10 +10,10 @@ import torch
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.advantage_policy import GreedyAdvantageHooks, GreedyAdvantageSAC
-from agents.config import SACConfig
-from agents.sac import make_sac
-from agents.state_entropy import StateEntropyReward
+from pbrl.agents.advantage_policy import GreedyAdvantageHooks, GreedyAdvantageSAC
+from pbrl.agents.config import SACConfig
+from pbrl.agents.sac import make_sac
+from pbrl.agents.state_entropy import StateEntropyReward
 
 OBS_DIM, ACT_DIM = 3, 2
 W = torch.tensor([[0.5, -0.3, 0.2], [0.1, 0.4, -0.5]])  # a*(s) = W s ∈ (−1, 1) for s ∈ [−1, 1]³
@@ -100,7 +100,7 @@ def test_greedy_agent_needs_its_advantage():
 
 
 def test_greedy_regret_run_trains_checkpoints_and_resumes(tmp_path):
-    from experiments.train import Trainer, resume_config
+    from pbrl.experiments.train import Trainer, resume_config
     from tests.test_training import tiny
 
     trainer = Trainer(tiny(tmp_path, "learner=regret", "regret.mode=greedy", "steps=500", "feedback.budget=10"), tmp_path)

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-import envs
-from experiments.cli import main
-from experiments.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
+from pbrl import envs
+from pbrl.experiments.cli import main
+from pbrl.experiments.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
 
 
 def test_yaml_round_trip_preserves_every_field(tmp_path):
@@ -63,7 +63,7 @@ def test_every_published_config_loads():
 
 
 def test_unknown_learner_or_teacher_type_lists_the_registered_ones():
-    from experiments.builders import EnvSpec, build_learner, build_teacher
+    from pbrl.experiments.builders import EnvSpec, build_learner, build_teacher
 
     spec = EnvSpec("gym:HalfCheetah-v5", 17, 6, 1000)
     with pytest.raises(ConfigError, match="learner='magic' is unknown; choose one of .*bt"):

@@ -114,8 +114,8 @@ def test_invalid_segments_are_rejected():
 
 
 def test_collect_scripted_metaworld_with_regret_labels(tmp_path):
-    from experiments.collect import CollectConfig, collect
-    from experiments.config import TeacherConfig
+    from pbrl.experiments.collect import CollectConfig, collect
+    from pbrl.experiments.config import TeacherConfig
 
     config = CollectConfig(
         env="metaworld:drawer-open-v3", expert="scripted", weights=(0.0, 1.0), noise=(0.3,), episodes_per_policy=2,
@@ -135,9 +135,9 @@ def test_collect_scripted_metaworld_with_regret_labels(tmp_path):
 
 
 def test_collect_trains_a_sac_expert_and_labels_by_its_critic(tmp_path):
-    from agents.config import SACConfig
-    from experiments.collect import CollectConfig, collect
-    from experiments.config import TeacherConfig
+    from pbrl.agents.config import SACConfig
+    from pbrl.experiments.collect import CollectConfig, collect
+    from pbrl.experiments.config import TeacherConfig
 
     config = CollectConfig(
         env="gym:Reacher-v5", expert="sac", expert_steps=200, checkpoints=1, noise=(0.0, 0.5), episodes_per_policy=1,

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs
+from pbrl import envs
 
 GYM_IDS = ["gym:HalfCheetah-v5", "gym:Hopper-v5", "gym:Walker2d-v5", "gym:Ant-v5", "gym:Humanoid-v5"]
 METAWORLD_IDS = ["metaworld:door-open-v3", "metaworld:button-press-v3", "metaworld:sweep-into-v3"]

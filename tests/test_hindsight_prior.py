@@ -122,7 +122,7 @@ def test_prior_concentrates_reward_on_the_decisive_step(trained_world):
 def test_hprior_in_the_loop_observes_and_resumes(tmp_path):
     import json
 
-    from experiments.train import Trainer
+    from pbrl.experiments.train import Trainer
     from tests.test_training import tiny
 
     config = tiny(tmp_path, "learner=hprior", "hprior.world_dim=16", "hprior.world_heads=2", "hprior.world_steps=10",

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 
-from experiments.builders import TEACHERS, EnvSpec, build_learner
-from experiments.label_cli import start_labeling
-from experiments.train import Trainer, resume_config
+from pbrl.experiments.builders import TEACHERS, EnvSpec, build_learner
+from pbrl.experiments.label_cli import start_labeling
+from pbrl.experiments.train import Trainer, resume_config
 from pbrl.store import PreferenceStore
 from tests.test_training import TINY, tiny
 
@@ -112,7 +112,7 @@ def test_run_with_the_human_teacher_learns_from_a_scripted_annotator(tmp_path, c
 def test_run_killed_while_waiting_resumes_with_its_queue_and_labels(tmp_path, monkeypatch):
     run = tmp_path / "run"
     overrides = [*TINY, f"run_dir={run}", *HUMAN]
-    cmd = [sys.executable, "-m", "experiments.cli", "train"] + [a for o in overrides for a in ("--set", o)]
+    cmd = [sys.executable, "-m", "pbrl.experiments.cli", "train"] + [a for o in overrides for a in ("--set", o)]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                start_new_session=True)
     try:

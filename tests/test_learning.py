@@ -2,7 +2,7 @@
 
 import numpy as np
 
-import envs
+from pbrl import envs
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.metrics import pearson, preference_accuracy
 from pbrl.segments import PreferenceDataset

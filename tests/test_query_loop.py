@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments.config import TrainConfig, apply_overrides, from_dict
-from experiments.train import Trainer
+from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
+from pbrl.experiments.train import Trainer
 from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.query import InvalidSelectionError, QueryConfig, QueryStrategy, available, registry

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from agents.config import SACConfig
-from agents.replay import PreferenceReplayBuffer
-from experiments.config import TrainConfig, apply_overrides, from_dict
+from pbrl.agents.config import SACConfig
+from pbrl.agents.replay import PreferenceReplayBuffer
+from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
 
 
 def numbered_buffer(rows: int, size: int, n_envs: int = 1) -> PreferenceReplayBuffer:

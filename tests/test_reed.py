@@ -15,7 +15,7 @@ from pbrl.transitions import TransitionLog
 
 def halfcheetah_log(steps: int, seed: int) -> TransitionLog:
     """Random-action HalfCheetah transitions (short episodes for varied states)."""
-    import envs
+    from pbrl import envs
 
     env = envs.make("gym:HalfCheetah-v5", seed=seed, max_episode_steps=200)
     log, rng = TransitionLog(steps, 1, "gym:HalfCheetah-v5"), np.random.default_rng(seed)
@@ -99,7 +99,7 @@ def test_reward_head_trains_frozen_or_fine_tuned(cheetah, freeze):
 def test_reed_in_the_loop_relabels_and_resumes(tmp_path):
     import json
 
-    from experiments.train import Trainer
+    from pbrl.experiments.train import Trainer
     from tests.test_training import tiny
 
     config = tiny(tmp_path, "learner=reed", "reed.comparison_dim=32", "reed.sfc_interval=2", "query.strategy=disagreement",

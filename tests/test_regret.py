@@ -132,7 +132,7 @@ def tiny_sac():
 def test_sac_advantage_is_q_minus_policy_mean(tiny_sac):
     import torch
 
-    from agents.expert import sac_advantage
+    from pbrl.agents.expert import sac_advantage
 
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(5, 3)).astype(np.float32)
@@ -152,8 +152,8 @@ def test_sac_advantage_is_q_minus_policy_mean(tiny_sac):
 
 
 def test_builder_makes_a_regret_teacher_from_a_saved_expert(tiny_sac, tmp_path):
-    from experiments.builders import EnvSpec, build_teacher
-    from experiments.config import ConfigError, TrainConfig, apply_overrides, from_dict
+    from pbrl.experiments.builders import EnvSpec, build_teacher
+    from pbrl.experiments.config import ConfigError, TrainConfig, apply_overrides, from_dict
 
     tiny_sac.save(tmp_path / "agent.zip")
     spec = EnvSpec("gym:Pendulum-v1", 3, 1, 200)
@@ -241,8 +241,8 @@ def test_anchored_reward_pins_the_constant_at_the_greedy_action():
 
 
 def test_greedy_mode_is_a_pebble_agent():
-    from experiments.builders import EnvSpec, build_learner
-    from experiments.config import ConfigError
+    from pbrl.experiments.builders import EnvSpec, build_learner
+    from pbrl.experiments.config import ConfigError
 
     spec = EnvSpec("chain", N_STATES, 1, 100)
     with pytest.raises(ConfigError, match="regret.mode=greedy .* use method=pebble, or regret.mode=reward"):
@@ -252,7 +252,7 @@ def test_greedy_mode_is_a_pebble_agent():
 
 
 def _config(overrides):
-    from experiments.config import TrainConfig, apply_overrides, from_dict
+    from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
 
     return from_dict(TrainConfig, apply_overrides({}, overrides))
 
@@ -260,7 +260,7 @@ def _config(overrides):
 def test_advantage_learner_in_the_loop_relabels_and_resumes(tmp_path):
     # Â as SAC's reward with the anchor (greedy mode's agent: tests/test_advantage_policy.py).
     extra = ["regret.mode=reward", "regret.anchor_steps=20", "steps=500", "feedback.budget=10"]
-    from experiments.train import Trainer
+    from pbrl.experiments.train import Trainer
     from tests.test_training import tiny
 
     trainer = Trainer(tiny(tmp_path, "learner=regret", "teacher.preset=stoc", *extra), tmp_path)

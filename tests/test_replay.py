@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from agents.replay import PreferenceReplayBuffer
-from agents.state_entropy import StateEntropyReward
+from pbrl.agents.replay import PreferenceReplayBuffer
+from pbrl.agents.state_entropy import StateEntropyReward
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 
 

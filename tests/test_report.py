@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from experiments.report import iqm, stratified_bootstrap_ci, write_report
-from experiments.sweep import expand_grid, run_sweep
+from pbrl.experiments.report import iqm, stratified_bootstrap_ci, write_report
+from pbrl.experiments.sweep import expand_grid, run_sweep
 from tests.test_training import TINY
 
 

@@ -5,9 +5,9 @@ vs its initial policy, offline; and the online plain loop."""
 import numpy as np
 import pytest
 
-from experiments.collect import CollectConfig, collect
-from experiments.config import TeacherConfig, TrainConfig, from_dict
-from experiments.reward_free import RewardFreeTrainer
+from pbrl.experiments.collect import CollectConfig, collect
+from pbrl.experiments.config import TeacherConfig, TrainConfig, from_dict
+from pbrl.experiments.reward_free import RewardFreeTrainer
 from pbrl.run_log import MetricsLog
 
 ENV = "metaworld:reach-v3"

@@ -10,11 +10,11 @@ import json
 import pytest
 import torch
 
-from experiments.cli import main
-from experiments.collect import CollectConfig, collect
-from experiments.config import TeacherConfig, TrainConfig, from_dict
-from experiments.reward_free import RewardFreeTrainer
-from experiments.train import resume_config
+from pbrl.experiments.cli import main
+from pbrl.experiments.collect import CollectConfig, collect
+from pbrl.experiments.config import TeacherConfig, TrainConfig, from_dict
+from pbrl.experiments.reward_free import RewardFreeTrainer
+from pbrl.experiments.train import resume_config
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore
 from tests.helpers import train_until_round_then_kill

@@ -2,7 +2,7 @@
 
 import torch
 
-from agents.state_entropy import RunningStd, StateEntropyReward, knn_distance
+from pbrl.agents.state_entropy import RunningStd, StateEntropyReward, knn_distance
 
 
 def test_knn_distance_by_hand():

@@ -92,10 +92,10 @@ def test_offline_segments_take_terminals_from_terminated():
 
 def test_hopper_falls_and_sampled_segments_flag_it():
     """SB3's vec env folds time-limit cuts into ``dones``; only true falls are terminals."""
-    import envs
+    from pbrl import envs
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.preference_env import PreferenceVecEnv
+    from pbrl.agents.preference_env import PreferenceVecEnv
 
     log = TransitionLog(400, 2, "gym:Hopper-v5")
     make = lambda seed: lambda: envs.make("gym:Hopper-v5", seed=seed, max_episode_steps=30)  # noqa: E731

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from experiments.config import TrainConfig, apply_overrides, from_dict
-from experiments.train import Trainer, resume_config
+from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
+from pbrl.experiments.train import Trainer, resume_config
 from pbrl.store import PreferenceStore
 from tests.helpers import train_until_round_then_kill
 

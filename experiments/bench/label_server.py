@@ -15,7 +15,7 @@ Everything runs on loopback against a real server (uvicorn in a thread, render p
 
 Usage::
 
-    python -m experiments.bench.label_server [--pairs 10] [--round 10] [--workers 1] [--annotators 4] [--seconds 10]
+    python -m pbrl.experiments.bench.label_server [--pairs 10] [--round 10] [--workers 1] [--annotators 4] [--seconds 10]
 
 Prints a table and writes ``experiments/bench/results/label_server.md``.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from experiments.label_cli import rollout_segments
+from pbrl.experiments.label_cli import rollout_segments
 from pbrl.labeling.render import RenderSettings
 from pbrl.labeling.server import LabelServer, default_task
 from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
@@ -161,7 +161,7 @@ def main() -> None:
     lines = [
         "# Labeling server bench",
         "",
-        f"`python -m experiments.bench.label_server --pairs {args.pairs} --round {args.round} --workers {args.workers} "
+        f"`python -m pbrl.experiments.bench.label_server --pairs {args.pairs} --round {args.round} --workers {args.workers} "
         f"--annotators {args.annotators} --seconds {args.seconds:g} --queued {' '.join(map(str, args.queued))}` "
         f"on {os.cpu_count()} CPU cores "
         f"(load average {load:.1f} at the end: the cores are shared), no GPU, MuJoCo on Mesa's software EGL.",

@@ -13,7 +13,7 @@ idle machine, and the CPU-time ratio stays honest when other processes share the
 
 Usage::
 
-    python -m experiments.bench.loop_overhead --steps 10000 [--reward-hidden 64 64 64] [--device cpu]
+    python -m pbrl.experiments.bench.loop_overhead --steps 10000 [--reward-hidden 64 64 64] [--device cpu]
 
 Prints a table and writes ``experiments/bench/results/loop_overhead.md``.
 """
@@ -29,9 +29,9 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-import envs
-from experiments.config import TrainConfig, apply_overrides, from_dict
-from experiments.train import Trainer
+from pbrl import envs
+from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
+from pbrl.experiments.train import Trainer
 
 
 def timed(fn) -> tuple[float, float, object]:

@@ -1,6 +1,6 @@
 """Bench: every learner inside the online loop — policy returns, side by side on the same runs.
 
-    python -m experiments.bench.online_learners --expert runs/expert/checkpoint/agent.zip [--seeds 0 1]
+    python -m pbrl.experiments.bench.online_learners --expert runs/expert/checkpoint/agent.zip [--seeds 0 1]
 
 Three groups; inside a group the runs differ only in the learner (same seeds, env, label
 budget and schedule):
@@ -17,7 +17,7 @@ budget and schedule):
   IPL (the policy collects, the teacher labels, the learner updates), and PEBBLE on the same
   schedule.
 
-Every variant is a :mod:`experiments.sweep` directory (re-running skips finished runs and
+Every variant is a :mod:`pbrl.experiments.sweep` directory (re-running skips finished runs and
 resumes unfinished ones). Writes ``results/online_learners.md`` (final evaluation return and
 success: mean ± std over seeds, and the env-steps/s of each run) and
 ``results/online_learners.png`` (evaluation return against env steps).
@@ -34,8 +34,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.report import final_value, load_runs  # noqa: E402
-from experiments.sweep import run_sweep  # noqa: E402
+from pbrl.experiments.report import final_value, load_runs  # noqa: E402
+from pbrl.experiments.sweep import run_sweep  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RESULTS = Path(__file__).resolve().parent / "results"

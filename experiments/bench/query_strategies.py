@@ -18,7 +18,7 @@
 
 Usage::
 
-    python -m experiments.bench.query_strategies [--seeds 3] [--budget 150] [--per-round 15] [--pools 1000 10000 100000]
+    python -m pbrl.experiments.bench.query_strategies [--seeds 3] [--budget 150] [--per-round 15] [--pools 1000 10000 100000]
 
 Writes ``experiments/bench/results/query_strategies.{md,png}``. QPA is measured here
 as a query rule only (its "recent" is the last 10 logged episodes of a fixed behaviour
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import envs
+from pbrl import envs
 from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.metrics import pearson

@@ -1,6 +1,6 @@
 """Bench: reward-free preference learning on the generated MetaWorld datasets.
 
-    python -m experiments.bench.reward_free                  # 3 tasks × 5 methods × 3 seeds, 2 processes
+    python -m pbrl.experiments.bench.reward_free                  # 3 tasks × 5 methods × 3 seeds, 2 processes
 
 Methods, all offline on the same labeled pairs (``experiments/make_metaworld_datasets.py``;
 generated first if missing):
@@ -31,8 +31,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.config import TrainConfig, apply_overrides, from_dict, load_yaml  # noqa: E402
-from experiments.make_metaworld_datasets import TASKS, make_datasets  # noqa: E402
+from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict, load_yaml  # noqa: E402
+from pbrl.experiments.make_metaworld_datasets import TASKS, make_datasets  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METHODS = {  # name -> (base config, method, extra overrides)
@@ -54,7 +54,7 @@ def run_config(method: str, task: str, seed: int, data_dir: Path, runs: Path, st
 
 
 def _run(job: tuple[str, TrainConfig]) -> dict:
-    from experiments.reward_free import RewardFreeTrainer
+    from pbrl.experiments.reward_free import RewardFreeTrainer
 
     method, config = job
     started = time.perf_counter()
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(pool.map(_run, jobs))
     header = (f"# Reward-free preference learning on generated MetaWorld datasets\n\n"
               f"{len(args.seeds)} seeds × {args.steps} gradient steps per run; datasets from "
-              f"`python -m experiments.make_metaworld_datasets` (scripted expert blended with an untrained policy at "
+              f"`python -m pbrl.experiments.make_metaworld_datasets` (scripted expert blended with an untrained policy at "
               f"w = 0, ¼, ½, ¾, 1, noise 0.3, 40 episodes of 150 steps, 800 segments of 32 steps, 3,000 pairs, regret "
               f"labels). Total wall time {time.perf_counter() - started:.0f} s with {args.jobs} processes.")
     print(write_report(rows, Path(args.out), header))

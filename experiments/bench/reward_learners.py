@@ -15,7 +15,7 @@
 
 Usage::
 
-    python -m experiments.bench.reward_learners --expert runs/expert/checkpoint/agent.zip [--seeds 3] [--labels 200]
+    python -m pbrl.experiments.bench.reward_learners --expert runs/expert/checkpoint/agent.zip [--seeds 3] [--labels 200]
 
 Writes ``experiments/bench/results/reward_learners.{md,png,json}`` (the JSON holds every curve).
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.bench.query_strategies import collect
+from pbrl.experiments.bench.query_strategies import collect
 from pbrl.learners import REED, AdvantageLearner, BTEnsemble, BTEnsembleConfig, HindsightPrior, HindsightPriorConfig, REEDConfig
 from pbrl.learners.advantage import AdvantageConfig
 from pbrl.metrics import pearson, preference_accuracy
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     steps, true_rewards = log.recent(log.size)
     teachers = {"oracle": (SyntheticTeacher(), true_rewards)}
     if args.expert:
-        from agents.expert import load_expert, sac_advantage
+        from pbrl.agents.expert import load_expert, sac_advantage
 
         advantage = sac_advantage(load_expert(args.expert))
         teachers["regret"] = (RegretTeacher(advantage), advantage(steps.obs[:, 0], steps.actions[:, 0]))

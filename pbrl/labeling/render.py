@@ -3,7 +3,7 @@
 Nothing is drawn while an agent trains. When a pair is queued for people, both of its
 segments are rendered ahead of the annotator: each worker process keeps its own env per
 env id (an OpenGL context belongs to one process), draws the segment's frames from its
-``sim_states`` with :func:`envs.render_states` (headless EGL on Mesa) and encodes an
+``sim_states`` with :func:`pbrl.envs.render_states` (headless EGL on Mesa) and encodes an
 H.264 / yuv420p mp4 (``+faststart``, plays in every browser) with imageio-ffmpeg. A video
 is written under a temporary name and renamed into place, so the cache folder only ever
 holds whole files, named by store, segment id and render settings.
@@ -67,7 +67,7 @@ def _camera(camera: str | None) -> str | int | None:
 
 def render_video(env_id: str, states: np.ndarray, path: str, settings: RenderSettings) -> str:
     """Draw ``states[T, S]`` of ``env_id`` and encode them to ``path`` (runs in a worker process)."""
-    import envs  # sets MUJOCO_GL before mujoco loads
+    from pbrl import envs  # sets MUJOCO_GL before mujoco loads
     import imageio_ffmpeg
 
     if env_id not in _ENVS:
@@ -108,7 +108,7 @@ def _start_worker(parent: int) -> None:
 
 def _warm() -> None:
     """Load what rendering needs, so that a worker is ready before the first pair is queued."""
-    import envs  # noqa: F401
+    from pbrl import envs  # noqa: F401
     import imageio_ffmpeg  # noqa: F401
 
 

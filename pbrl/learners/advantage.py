@@ -20,7 +20,7 @@ to a constant (and, with deterministic labels, up to a positive scale).
 How the agent uses Â (``regret.mode``):
 
 * ``greedy`` — the second paper's recommendation: act greedily on Â. A dedicated actor
-  (``agents.advantage_policy.GreedyAdvantageSAC``, method=pebble) maximises
+  (``pbrl.agents.advantage_policy.GreedyAdvantageSAC``, method=pebble) maximises
   ``Â(s, π(s)) + α H(π(·|s))`` through :meth:`AdvantageLearner.differentiable_advantage`:
   no critic, no bootstrapping, no discount. The constant is irrelevant to an argmax.
 * ``reward`` — Â mistaken for a reward and optimised with γ > 0, for comparison. The

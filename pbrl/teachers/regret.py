@@ -22,7 +22,7 @@ Steps in the absorbing state after a true termination (:attr:`Segments.absorbing
 (an expert's critic was never trained on them); their true reward is 0 as well.
 
 The advantage is any callable ``(obs [N, d], actions [N, a]) → [N]``: pbrl never imports
-an RL library here. ``agents.expert.sac_advantage`` turns a SAC checkpoint into one;
+an RL library here. ``pbrl.agents.expert.sac_advantage`` turns a SAC checkpoint into one;
 tests pass exact tabular advantages. Actions are those the loop logs (normalised to
 [−1, 1]), the representation SAC's critic takes.
 """
