@@ -109,8 +109,9 @@ class PreferenceCallback(BaseCallback):
         step = self.num_timesteps
         if self.loop is None or not self.loop.due(step):
             return
-        metrics = self.loop.run_round(step, list(self.pref_env.episode_returns))
-        if self.loop.postponed:
+        result = self.loop.run_round(step, list(self.pref_env.episode_returns))
+        metrics = result.metrics
+        if result.postponed:
             self._record(metrics)
             return
         started = time.perf_counter()

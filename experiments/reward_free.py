@@ -211,8 +211,9 @@ class RewardFreeTrainer:
             scalars: dict[str, float] = {}
             round_done = False
             if loop.due(step):
-                scalars.update(loop.run_round(step, list(returns)))
-                round_done = not loop.postponed
+                result = loop.run_round(step, list(returns))
+                scalars.update(result.metrics)
+                round_done = not result.postponed
             elif loop.trained and cfg.reward_free.update_interval and step % cfg.reward_free.update_interval == 0:
                 self.learner.observe(log)  # fresh unlabeled experience (IPL's replay), as before a round
                 scalars.update({f"reward/{k}": v for k, v in self.learner.update(store.dataset()[0]).items()})

@@ -12,7 +12,7 @@ env steps until ``budget`` queries have been *asked* — skipped queries count a
 budget, as in B-Pref; how many got a label is logged separately.
 
 This module knows nothing of stable-baselines3; agents drive it through :meth:`due` and
-:meth:`run_round`.
+:meth:`run_round`, which returns a :class:`RoundResult`.
 """
 
 from __future__ import annotations
@@ -67,6 +67,20 @@ class FeedbackConfig:
             raise ValueError("feedback.segment_length cannot exceed feedback.log_capacity")
 
 
+@dataclass(frozen=True)
+class RoundResult:
+    """What one call of :meth:`FeedbackLoop.run_round` did."""
+
+    metrics: dict[str, float]
+    """Namespaced scalars for logging (``teacher/``, ``query/``, ``reward/``, ``time/``)."""
+    postponed: bool
+    """True when no whole segment existed yet: nothing was asked or learned, the round retries at ``next_round_step``."""
+    round_index: int
+    """Index of the round that ran (the store's ``round`` column); the index it will retry under when postponed."""
+    labels: np.ndarray
+    """This round's answers in query order (1 = left, 0 = right, ½ = equal, NaN = skipped); empty when postponed."""
+
+
 class FeedbackLoop:
     """Runs feedback rounds against a transition log, a teacher, a store and a learner."""
 
@@ -89,7 +103,6 @@ class FeedbackLoop:
         self.round_index = store.last_round() + 1
         self.next_round_step = config.first_query_step
         self.trained = False
-        self.postponed = False  # whether the last run_round found no whole segment and deferred itself
 
     # ----------------------------------------------------------------- schedule
     @property
@@ -105,8 +118,8 @@ class FeedbackLoop:
         return float(np.mean(recent_returns[-self.config.return_window :])) * self.config.segment_length / self.episode_length
 
     # ----------------------------------------------------------------- the round
-    def run_round(self, step: int, recent_returns: list[float]) -> dict[str, float]:
-        """Ask, label, persist and learn; returns namespaced scalars for logging."""
+    def run_round(self, step: int, recent_returns: list[float]) -> RoundResult:
+        """Ask, label, persist and learn (or postpone when no whole segment exists yet)."""
         cfg, started = self.config, time.perf_counter()
         n = min(cfg.per_round, cfg.budget - self.asked)
         self.teacher.calibrate(self._mean_segment_return(recent_returns))
@@ -123,9 +136,7 @@ class FeedbackLoop:
                 f"episodes yet; retrying at step {self.next_round_step} (lower feedback.segment_length if this persists)",
                 stacklevel=2,
             )
-            self.postponed = True
-            return {"teacher/postponed_rounds": 1.0}
-        self.postponed = False
+            return RoundResult({"teacher/postponed_rounds": 1.0}, True, self.round_index, np.empty(0))
         left = self.log.sample_segments(pool, cfg.segment_length, self.rng, window, cfg.absorbing)
         right = self.log.sample_segments(pool, cfg.segment_length, self.rng, window, cfg.absorbing)
         candidates = CandidatePairs(left.segments, right.segments, np.minimum(left.provenance.env_step, right.provenance.env_step))
@@ -156,9 +167,10 @@ class FeedbackLoop:
             metrics["reward/heldout_accuracy"] = preference_accuracy(p_left, labels[answered])
         metrics.update(self.learn())
         metrics["time/round_seconds"] = time.perf_counter() - started
+        result = RoundResult(metrics, False, self.round_index, labels)
         self.round_index += 1
         self.next_round_step = step + cfg.interval
-        return metrics
+        return result
 
     def learn(self) -> dict[str, float]:
         """Let the learner observe the transition log, then update it on every non-skipped label in the store."""

@@ -275,9 +275,11 @@ def test_loop_asks_about_segments_that_outlive_their_episode():
                             PreferenceStore(":memory:"), chain_log(600, seed=0), episode_length=12, rng=np.random.default_rng(0))
 
     with pytest.warns(UserWarning, match="postponed"):
-        assert loop(absorbing=False).run_round(step=600, recent_returns=[]) == {"teacher/postponed_rounds": 1.0}
+        assert loop(absorbing=False).run_round(step=600, recent_returns=[]).postponed
     padded = loop(absorbing=True)
-    metrics = padded.run_round(step=600, recent_returns=[])
+    result = padded.run_round(step=600, recent_returns=[])
+    metrics = result.metrics
+    assert not result.postponed and result.round_index == 0 and len(result.labels) == 8
     assert metrics["teacher/labeled"] == 8 and "reward/fresh_pair_accuracy" in metrics
     data, _ = padded.store.dataset()
     assert data.left.absorbing.any(axis=1).all() and data.right.absorbing.any(axis=1).all()

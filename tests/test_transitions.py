@@ -64,6 +64,6 @@ def test_loop_postpones_a_round_when_episodes_are_shorter_than_a_segment():
                         QueryConfig(), BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(8,))), SyntheticTeacher(),
                         store, log, episode_length=100, rng=np.random.default_rng(0))
     with pytest.warns(UserWarning, match="postponed"):
-        metrics = loop.run_round(step=200, recent_returns=[])
-    assert metrics == {"teacher/postponed_rounds": 1.0}
-    assert store.counts().asked == 0 and loop.next_round_step == 210 and loop.round_index == 0 and loop.postponed
+        result = loop.run_round(step=200, recent_returns=[])
+    assert result.postponed and result.metrics == {"teacher/postponed_rounds": 1.0} and len(result.labels) == 0
+    assert store.counts().asked == 0 and loop.next_round_step == 210 and loop.round_index == 0

@@ -99,7 +99,7 @@ def run_one(strategy: str, seed: int, log: TransitionLog, test, all_steps, args)
     obs, actions, next_obs, rewards = all_steps
     curve = []
     while loop.asked < args.budget:
-        metrics = loop.run_round(log.total_steps, recent_returns=[])
+        metrics = loop.run_round(log.total_steps, recent_returns=[]).metrics
         p_left = learner.preference_probability(left.segments, right.segments)
         curve.append({
             "labels": loop.store.counts().labeled,
