@@ -37,9 +37,11 @@ from pbrl import envs
 from pbrl.agents.config import SACConfig
 from pbrl.experiments.config import TeacherConfig, to_dict
 from pbrl.datasets import OfflinePreferenceData, cut_segments, draw_pairs, label_dataset, stack_episodes
+from pbrl.rollout import ActionScale, Rollout
 from pbrl.teachers.base import Teacher
 from pbrl.teachers.regret import RegretTeacher
 from pbrl.teachers.synthetic import SyntheticTeacher
+from pbrl.transitions import TransitionLog
 
 Behaviour = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # obs [1, d] -> normalised action [1, a]
 Advantage = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -96,32 +98,12 @@ class CollectConfig:
         return Path("datasets") / f"{self.env.replace(':', '-')}-{expert}-{self.teacher.type}-s{self.seed}.h5"
 
 
-def _normalizer(space: gym.spaces.Box) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
-    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
-    to_unit = lambda a: (2.0 * (a - low) / (high - low) - 1.0).astype(np.float32)  # noqa: E731
-    to_env = lambda u: (low + (np.clip(u, -1.0, 1.0) + 1.0) * (high - low) / 2.0).astype(np.float32)  # noqa: E731
-    return to_unit, to_env
-
-
 def rollout(env: gym.Env, behaviour: Behaviour, episodes: int, seed: int, rng: np.random.Generator) -> list[dict]:
     """``episodes`` episodes of ``behaviour`` (normalised actions) on ``env`` (reset with seeds
-    ``seed, seed + 1, …``), each a dict of step arrays."""
-    _, to_env = _normalizer(env.action_space)
-    out = []
-    for i in range(episodes):
-        obs, info = env.reset(seed=seed + i)
-        steps: dict[str, list] = {k: [] for k in ("obs", "actions", "next_obs", "rewards", "successes",
-                                                  "terminated", "truncated", "sim_states")}
-        done = False
-        while not done:
-            action = behaviour(obs[None], rng)[0]
-            next_obs, _, terminated, truncated, info = env.step(to_env(action))
-            for key, value in zip(steps, (obs, action, next_obs, info["true_reward"], info["success"],
-                                          terminated, truncated, info["sim_state"])):
-                steps[key].append(value)
-            obs, done = next_obs, terminated or truncated
-        out.append({k: np.asarray(v) for k, v in steps.items()})
-    return out
+    ``seed, seed + 1, …``), each a dict of step arrays (:meth:`TransitionLog.episodes`)."""
+    log = TransitionLog(episodes * env.episode_limit, env_id=env.env_id)
+    Rollout(env, log).run(lambda obs: behaviour(obs[None], rng)[0], episodes=episodes, seed=seed)
+    return log.episodes()
 
 
 def _sac_behaviours(config: CollectConfig, out: Path, space: gym.spaces.Box) -> tuple[list[tuple[dict, Behaviour]], Any]:
@@ -131,7 +113,7 @@ def _sac_behaviours(config: CollectConfig, out: Path, space: gym.spaces.Box) -> 
 
     from pbrl.agents.sac import make_sac
 
-    to_unit, _ = _normalizer(space)
+    to_unit = ActionScale(space).to_unit
     actors: list[tuple[dict, Any]] = []
     if config.expert == "sac":
         venv = DummyVecEnv([lambda: envs.make(config.env, seed=config.seed, max_episode_steps=config.max_episode_steps)])

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from pbrl.experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
-from pbrl.segments import Provenance, SegmentBatch, Segments, SegmentTruth
+from pbrl.rollout import Rollout
+from pbrl.segments import SegmentBatch
 from pbrl.store import PreferenceStore
+from pbrl.transitions import TransitionLog
 
 
 def add_label_commands(sub: argparse._SubParsersAction) -> None:
@@ -50,28 +52,30 @@ def start_labeling(trainer) -> None:  # noqa: ANN001 (experiments.train.Trainer;
 
 
 def rollout_segments(env_id: str, count: int, length: int, seed: int = 0) -> SegmentBatch:
-    """``count`` consecutive ``length``-step segments of one random-action episode, with simulator states."""
+    """``count`` disjoint ``length``-step segments of random-action episodes (unit box), with simulator states."""
     from pbrl import envs
 
     env = envs.make(env_id, seed=seed)
     rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    steps: dict[str, list] = {"obs": [], "actions": [], "next_obs": [], "rewards": [], "successes": [], "states": []}
-    for _ in range(count * length):
-        action = rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32)
-        steps["states"].append(envs.get_sim_state(env))
-        next_obs, _, _, _, info = env.step(action)
-        for key, value in (("obs", obs), ("actions", action), ("next_obs", next_obs),
-                           ("rewards", info["true_reward"]), ("successes", info["success"])):
-            steps[key].append(value)
-        obs = next_obs
+    log = TransitionLog(4 * count * length, env_id=env_id)
+    rollout, shape = Rollout(env, log), env.action_space.shape
+    rollout.run(lambda obs: rng.uniform(-1.0, 1.0, shape), steps=count * length)
+    while len(starts := _disjoint_starts(log.valid_starts(length)[0], length)) < count:
+        if log.size + length > log.capacity:
+            raise ValueError(f"{env_id}: random-action episodes rarely last {length} steps; ask for shorter segments")
+        rollout.run(lambda obs: rng.uniform(-1.0, 1.0, shape), steps=length)
     env.close()
-    shaped = {key: np.asarray(value).reshape(count, length, *np.shape(value[0])) for key, value in steps.items()}
-    return SegmentBatch(
-        Segments(*(shaped[key].astype(np.float32) for key in ("obs", "actions", "next_obs"))),
-        SegmentTruth(shaped["rewards"].astype(np.float64), shaped["successes"].astype(np.float64)),
-        Provenance(env_id, np.zeros(count, dtype=np.int64), np.arange(count) * length, shaped["states"]),
-    )
+    return log.gather(starts[:count], np.zeros(count, np.int64), length)
+
+
+def _disjoint_starts(starts: np.ndarray, length: int) -> np.ndarray:
+    """The earliest non-overlapping ones of sorted segment start rows (a log that never wrapped)."""
+    keep, end = [], -1
+    for start in starts:
+        if start >= end:
+            keep.append(start)
+            end = start + length
+    return np.asarray(keep, np.int64)
 
 
 def demo_store(path: str | Path, env_id: str, pairs: int, length: int = 50, needed: int = 1,

@@ -5,6 +5,7 @@ import numpy as np
 from pbrl import envs
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.metrics import pearson, preference_accuracy
+from pbrl.rollout import Rollout, SineGait
 from pbrl.segments import PreferenceDataset
 from pbrl.teachers import SyntheticTeacher
 from pbrl.transitions import TransitionLog
@@ -15,15 +16,12 @@ def collect_halfcheetah(episodes: int = 12, length: int = 500, seed: int = 0) ->
     env = envs.make("gym:HalfCheetah-v5", seed=seed, max_episode_steps=length)
     rng = np.random.default_rng(seed)
     log = TransitionLog(capacity=episodes * length, env_id="gym:HalfCheetah-v5")
+    rollout = Rollout(env, log, sim_states=False)
     for _ in range(episodes):
-        obs, _ = env.reset(seed=int(rng.integers(1 << 30)))
+        reset_seed = int(rng.integers(1 << 30))
         omega, phase = rng.uniform(0.05, 0.6, 6), rng.uniform(0, 2 * np.pi, 6)
         amplitude, noise = rng.uniform(0.2, 1.0), rng.uniform(0.0, 0.8)
-        for t in range(length):
-            action = np.clip(amplitude * np.sin(omega * t + phase) + noise * rng.normal(size=6), -1, 1).astype(np.float32)
-            next_obs, _, terminated, truncated, info = env.step(action)
-            log.add(obs[None], action[None], next_obs[None], [info["true_reward"]], [0.0], [terminated or truncated])
-            obs = next_obs
+        rollout.run(SineGait(amplitude, omega, phase, noise, rng), episodes=1, seed=reset_seed)
     return log
 
 

@@ -40,6 +40,7 @@ from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.metrics import pearson
 from pbrl.query import QueryConfig, QueryContext, make_strategy, select_queries
+from pbrl.rollout import Rollout, SineGait
 from pbrl.segments import CandidatePairs, SegmentBatch
 from pbrl.store import PreferenceStore
 from pbrl.teachers.synthetic import SyntheticTeacher
@@ -54,25 +55,14 @@ USES_SCORES = {"disagreement", "entropy", "bald", "kcenter-disagreement", "kcent
 def collect(env_id: str, episodes: int, episode_length: int, seed: int) -> TransitionLog:
     env = envs.make(env_id, seed=seed, max_episode_steps=episode_length)
     rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
+    shape = env.action_space.shape
     log = TransitionLog(episodes * episode_length, 1, env_id)
+    rollout = Rollout(env, log, sim_states=False)
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
         gait = episode % 2 == 1
-        amp, freq, phase = rng.uniform(0.3, 1.0, low.shape), rng.uniform(0.05, 0.5, low.shape), rng.uniform(0, 2 * np.pi, low.shape)
-        for t in range(episode_length):
-            if gait:
-                action = amp * np.sin(freq * t + phase) + 0.2 * rng.normal(size=low.shape)
-            else:
-                action = rng.uniform(low, high)
-            action = np.clip(action, low, high).astype(np.float32)
-            next_obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-            log.add(obs[None], action[None], next_obs[None], np.array([info["true_reward"]]), np.array([0.0]), np.array([done]),
-                    terminals=np.array([terminated]))
-            obs = next_obs
-            if done:
-                break
+        amp, freq, phase = rng.uniform(0.3, 1.0, shape), rng.uniform(0.05, 0.5, shape), rng.uniform(0, 2 * np.pi, shape)
+        policy = SineGait(amp, freq, phase, 0.2, rng) if gait else lambda obs: rng.uniform(-1.0, 1.0, shape)
+        rollout.run(policy, episodes=1, seed=seed + episode)
     return log
 
 
