@@ -1,0 +1,206 @@
+"""SURF: semi-supervised reward learning with temporal cropping (Park et al., "SURF:
+Semi-supervised Reward Learning with Data Augmentation for Feedback-efficient
+Preference-based Reinforcement Learning", ICLR 2022; reference code alinlab/SURF,
+``reward_model_semi_dataaug.py`` and ``train_PEBBLE_semi_dataaug.py``).
+
+PEBBLE's Bradley–Terry ensemble with two additions, both in every minibatch of every member:
+
+* **Pseudo-labels.** Unlabeled pairs (σ¹, σ²) drawn uniformly from the transition log are
+  labeled by the member itself where it is confident: on the segments' centres (the steps
+  ``[w, S − w)`` of S stored steps),
+  ``p = softmax(R̂(σ¹_c), R̂(σ²_c))``, ``ŷ = argmax p``, kept iff ``max p ≥ τ``; their loss is
+  ``λ_u · mean_u [1{max p_u ≥ τ} · CE(cropped logits_u, ŷ_u)]`` (mean over all μ·b unlabeled
+  pairs, masked or not — the reference's FixMatch form).
+* **Temporal cropping.** Every return, labeled and unlabeled alike, is summed over a random
+  window: length ``L ~ U{T − c, …, T + c}`` (``T = S − 2w`` the centre length, c the crop
+  range, one L per pair), start ``U{0, …, S − L}`` drawn independently for each side.
+
+So the member's minibatch loss is ``L_BT(cropped) + λ_u L_u``. The unlabeled pool grows by
+``surf.pool_ratio`` pairs per new label at each update (the reference draws
+``mb_size · inv_label_ratio`` after every query round); each minibatch of b labeled pairs
+meets ``μ · b`` unlabeled ones, walked in a per-member random order like the labels.
+
+Defaults are the reference README's published commands (``threshold_u=0.99 mu=4
+inv_label_ratio=10``, MetaWorld) and ``config/train_PEBBLE_semi_dataaug.yaml``
+(``lambda_u=1, dataaug_window=5, crop_range=5``).
+
+One difference from the reference: there the teacher labels only the centre of a segment
+sampled ``2w`` steps longer, so the crop can reach past what the teacher saw. pbrl's teacher
+labels the whole stored segment, so the crop stays inside it (the same masks, drawn on the
+S stored steps) — set ``feedback.segment_length`` to the reference's ``segment + 2w`` (60)
+to match its input sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss
+from pbrl.segments import PreferenceDataset, Segments
+from pbrl.transitions import TransitionLog
+
+
+@dataclass(frozen=True)
+class SURFConfig:
+    """SURF's pseudo-labeling and cropping (learner=surf); ensemble knobs are in ``reward``."""
+
+    threshold: float = 0.99
+    """Confidence τ a member needs to pseudo-label an unlabeled pair (README ``threshold_u=0.99``)."""
+    unlabeled_ratio: int = 4
+    """μ: unlabeled pairs per labeled pair in a minibatch (README ``mu=4``)."""
+    unlabeled_weight: float = 1.0
+    """λ_u, the weight of the pseudo-label loss (``lambda_u=1``)."""
+    pool_ratio: int = 10
+    """Unlabeled pairs added to the pool per new label (README ``inv_label_ratio=10``; 100 on DMC walker)."""
+    pool_capacity: int = 20_000
+    """Most unlabeled pairs kept (oldest dropped first; the reference's ring holds 5e5 but never fills at its budgets)."""
+    window: int = 5
+    """w: steps at each end of a stored segment outside its centre (``dataaug_window=5``)."""
+    crop_range: int = 5
+    """c: crop lengths range over ``T − c … T + c`` with ``T = S − 2w`` (``crop_range=5``); c = w = 0 turns cropping off."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.threshold <= 1.0:
+            raise ValueError(f"surf.threshold must be in [0.5, 1], got {self.threshold}")
+        if self.unlabeled_ratio < 0 or self.pool_ratio < 0 or self.pool_capacity < 1:
+            raise ValueError("surf.unlabeled_ratio and surf.pool_ratio must be ≥ 0, surf.pool_capacity ≥ 1")
+        if self.window < 0 or not 0 <= self.crop_range <= 2 * self.window:
+            raise ValueError(f"surf needs window ≥ 0 and 0 ≤ crop_range ≤ 2·window (crops fit the segment), got {self.window}, {self.crop_range}")
+
+
+def crop_masks(shape: tuple[int, ...], length: int, window: int, crop_range: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Temporal-cropping masks of both sides of ``shape = (..., B)`` pairs of ``length`` (S) steps.
+
+    ``L ~ U{T − c, …, T + c}`` per pair with ``T = S − 2w``; starts ``U{0, …, S − L}`` drawn
+    independently for the two sides; mask = 1 on ``[start, start + L)``. Returns two float
+    arrays ``[..., B, S]`` (SURF's ``get_cropping_mask``).
+    """
+    centre = length - 2 * window
+    if centre - crop_range < 1:
+        raise ValueError(f"segments of {length} steps are too short for SURF's window {window} and crop range {crop_range}")
+    crop = rng.integers(centre - crop_range, centre + crop_range + 1, size=shape)
+    start_left = rng.integers(0, length + 1 - crop)
+    start_right = rng.integers(0, length + 1 - crop)
+    t = np.arange(length)
+    inside = lambda start: ((t >= start[..., None]) & (t < (start + crop)[..., None])).astype(np.float32)  # noqa: E731
+    return inside(start_left), inside(start_right)
+
+
+def pseudo_labels(return_left: torch.Tensor, return_right: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pseudo-labels ``ŷ = P[σ¹ ≻ σ²] ∈ {0, 1}`` and the confidence mask ``max p ≥ τ`` (any shape).
+
+    ``p = softmax(R̂¹, R̂²)``; ŷ = 1 where σ¹ is the argmax (ties go to σ¹, as ``torch.max`` does).
+    """
+    p_left = torch.sigmoid(return_left - return_right)
+    confident = torch.maximum(p_left, 1.0 - p_left) >= threshold
+    return (return_left >= return_right).float(), confident.float()
+
+
+class SURF(BTEnsemble):
+    """PEBBLE's ensemble trained with SURF's pseudo-labels and temporal cropping (module docstring)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: BTEnsembleConfig = BTEnsembleConfig(), surf: SURFConfig = SURFConfig(), seed: int = 0) -> None:
+        super().__init__(obs_dim, act_dim, config, seed)
+        self.surf = surf
+        self.rng = np.random.default_rng(seed)
+        self.pool: tuple[Segments, Segments] | None = None
+        self.labels_seen = 0
+        self._log: TransitionLog | None = None
+        self._unlabeled: tuple[SegmentTensors, SegmentTensors] | None = None
+        self._order: torch.Tensor | None = None  # per-member order over the pool [E, U]
+        self._cursor = 0
+        self._stats = np.zeros(2)  # confident, seen (this update)
+
+    def observe(self, log: TransitionLog) -> dict[str, float]:
+        """Keep the round's log to draw the new unlabeled pairs from in :meth:`update`."""
+        self._log = log
+        return {}
+
+    def add_unlabeled(self, left: Segments, right: Segments) -> None:
+        """Append unlabeled pairs to the pool (the newest ``surf.pool_capacity`` are kept)."""
+        left, right = (Segments(s.obs, s.actions, s.next_obs, None, s.terminals) for s in (left, right))  # log ids go stale
+        if self.pool is not None:
+            left, right = Segments.concatenate([self.pool[0], left]), Segments.concatenate([self.pool[1], right])
+        keep = slice(max(0, len(left) - self.surf.pool_capacity), None)
+        self.pool = (left[keep], right[keep])
+
+    def _draw_unlabeled(self, count: int, length: int) -> None:
+        if count <= 0 or self._log is None or len(self._log.valid_starts(length)[0]) == 0:
+            return
+        left, right = (self._log.sample_segments(count, length, self.rng).segments for _ in range(2))
+        self.add_unlabeled(left, right)
+
+    def update(self, data: PreferenceDataset) -> dict[str, float]:
+        length = data.left.length
+        self._draw_unlabeled(self.surf.pool_ratio * (len(data) - self.labels_seen), length)
+        self.labels_seen = len(data)
+        self._unlabeled, self._order, self._cursor = None, None, 0
+        if self.pool is not None and self.surf.unlabeled_ratio > 0 and self.pool[0].length == length:
+            self._unlabeled = (self._labeled(self.pool[0]), self._labeled(self.pool[1]))
+        self._stats[:] = 0
+        metrics = super().update(data)
+        self._unlabeled = None
+        pool = 0 if self.pool is None else len(self.pool[0])
+        return {**metrics, "surf_pool": float(pool), "surf_pseudo_ratio": float(self._stats[0] / max(self._stats[1], 1.0))}
+
+    def _crop(self, shape: tuple[int, int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        masks = crop_masks(shape, length, self.surf.window, self.surf.crop_range, self.rng)
+        return tuple(torch.as_tensor(m, device=self.device) for m in masks)  # type: ignore[return-value]
+
+    def _unlabeled_index(self, count: int) -> torch.Tensor:
+        """The next ``count`` pool indices of each member's own order ``[E, count]`` (reshuffled when used up)."""
+        size = len(self._unlabeled[0].x)
+        if self._order is None or self._cursor >= size:
+            self._order = torch.stack([torch.randperm(size, generator=self.generator) for _ in range(self.config.ensemble_size)]).to(self.device)
+            self._cursor = 0
+        index = self._order[:, self._cursor : self._cursor + count]
+        self._cursor += count
+        return index
+
+    def _batch_loss(
+        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``Σ_e [L_BT(cropped R̂¹, cropped R̂²) + λ_u L_u]``; the cropped labeled returns go back for accuracy."""
+        length = left.x.shape[1]
+        mask_left, mask_right = self._crop(tuple(index.shape), length)
+        r_left = (self._member_step_rewards(left, index) * mask_left).sum(dim=-1)
+        r_right = (self._member_step_rewards(right, index) * mask_right).sum(dim=-1)
+        loss = bradley_terry_loss(r_left, r_right, labels).mean(dim=1).sum()
+        if self._unlabeled is not None:
+            loss = loss + self.surf.unlabeled_weight * self._unlabeled_loss(index.shape[1] * self.surf.unlabeled_ratio)
+        return loss, r_left, r_right
+
+    def _unlabeled_loss(self, count: int) -> torch.Tensor:
+        """``Σ_e mean_u [1{max p ≥ τ} CE(cropped logits, ŷ)]`` with ŷ from each member's centre returns."""
+        u_left, u_right = self._unlabeled
+        index = self._unlabeled_index(count)
+        steps_left, steps_right = self._member_step_rewards(u_left, index), self._member_step_rewards(u_right, index)
+        w = self.surf.window
+        centre = slice(w, steps_left.shape[-1] - w)
+        with torch.no_grad():
+            target, confident = pseudo_labels(steps_left[..., centre].sum(-1), steps_right[..., centre].sum(-1), self.surf.threshold)
+        self._stats += (confident.sum().item(), confident.numel())
+        mask_left, mask_right = self._crop(tuple(index.shape), steps_left.shape[-1])
+        per_pair = bradley_terry_loss((steps_left * mask_left).sum(-1), (steps_right * mask_right).sum(-1), target)
+        return (per_pair * confident).mean(dim=1).sum()
+
+    def state_dict(self) -> dict[str, Any]:
+        pool = None if self.pool is None else [
+            {"obs": s.obs, "actions": s.actions, "next_obs": s.next_obs, "terminals": s.terminals} for s in self.pool
+        ]
+        return {**super().state_dict(), "rng": self.rng.bit_generator.state, "labels_seen": self.labels_seen, "pool": pool}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.rng.bit_generator.state = state["rng"]
+        self.labels_seen = int(state["labels_seen"])
+        pool = state["pool"]
+        self.pool = None if pool is None else tuple(Segments(**side) for side in pool)  # type: ignore[assignment]
+
+
+__all__ = ["SURF", "SURFConfig", "crop_masks", "pseudo_labels"]
