@@ -7,3 +7,5 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+from tests.postgres import store_location  # noqa: E402, F401  (a store on SQLite, then on PostgreSQL)

@@ -1,10 +1,10 @@
-"""The durable SQLite preference store."""
-
-import sqlite3
+"""The durable preference store, on SQLite and on PostgreSQL (``store_location``, tests/postgres.py)."""
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
+from pbrl.database import segments_table
 from pbrl.store import CorruptStoreError, PreferenceStore
 from tests.helpers import filled_log
 
@@ -18,8 +18,8 @@ def _ask(store, n=4, seed=0):
     return store.add_queries(left_ids, right_ids, round_index=0, teacher="t"), left, right
 
 
-def test_labels_survive_reopening(tmp_path):
-    path = tmp_path / "prefs.sqlite"
+def test_labels_survive_reopening(store_location):
+    path = store_location
     store = PreferenceStore(path)
     queries, left, right = _ask(store)
     store.add_labels(queries[:3], np.array([1.0, np.nan, 0.5]), "alice")
@@ -36,8 +36,8 @@ def test_labels_survive_reopening(tmp_path):
     assert batch.provenance.sim_states.shape == (2, 10, 2)
 
 
-def test_bad_label_is_rejected_without_writing(tmp_path):
-    store = PreferenceStore(tmp_path / "p.sqlite")
+def test_bad_label_is_rejected_without_writing(store_location):
+    store = PreferenceStore(store_location)
     queries, _, _ = _ask(store)
     with pytest.raises(ValueError, match="label must be"):
         store.add_label(int(queries[0]), 0.7, "bob")
@@ -52,22 +52,21 @@ def test_garbage_file_is_reported_and_left_untouched(tmp_path):
     assert path.read_bytes() == b"this is not a database" * 100
 
 
-def test_damaged_segment_blob_names_the_segment(tmp_path):
-    path = tmp_path / "prefs.sqlite"
-    store = PreferenceStore(path)
+def test_damaged_segment_blob_names_the_segment(store_location):
+    store = PreferenceStore(store_location)
     queries, _, _ = _ask(store)
     store.add_labels(queries, np.ones(4), "t")
+    with store.transaction() as connection:  # another process overwrote the blob
+        connection.execute(update(segments_table).where(segments_table.c.id == 1).values(data=bytes.fromhex("00112233")))
     store.close()
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE segments SET data = X'00112233' WHERE id = 1")
-    reopened = PreferenceStore(path)
+    reopened = PreferenceStore(store_location)
     with pytest.raises(CorruptStoreError, match="segment 1"):
         reopened.dataset()
     assert reopened.counts().labeled == 4  # every label still there
 
 
-def test_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "prefs.sqlite"
+def test_newer_schema_is_refused(store_location):
+    path = store_location
     PreferenceStore(path).set_meta("schema_version", "99")
     with pytest.raises(CorruptStoreError, match="schema version 99"):
         PreferenceStore(path)
