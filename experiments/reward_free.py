@@ -215,7 +215,7 @@ class RewardFreeTrainer:
                 scalars.update(result.metrics)
                 round_done = not result.postponed
             elif loop.trained and cfg.reward_free.update_interval and step % cfg.reward_free.update_interval == 0:
-                self.learner.observe(log)  # fresh unlabeled experience (IPL's replay), as before a round
+                self.learner.observe(log.view())  # fresh unlabeled experience (IPL's replay), as before a round
                 scalars.update({f"reward/{k}": v for k, v in self.learner.update(store.dataset()[0]).items()})
             evaluate = step % cfg.eval_interval == 0 or step == cfg.steps
             if scalars or evaluate or step % cfg.log_interval == 0:

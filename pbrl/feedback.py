@@ -178,7 +178,7 @@ class FeedbackLoop:
             return {}
         data, _ = self.store.dataset()
         started = time.perf_counter()
-        scalars = self.learner.observe(self.log)  # unlabeled experience first (world models, encoders)
+        scalars = self.learner.observe(self.log.view())  # unlabeled experience first (world models, encoders); no true reward
         scalars.update(self.learner.update(data))
         result = {f"reward/{k}": v for k, v in scalars.items()}
         result["time/learner_update_seconds"] = time.perf_counter() - started

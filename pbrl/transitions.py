@@ -14,10 +14,17 @@ B-Pref does over its FIFO of the last 100 episodes. With ``absorbing`` (Knox et 
 2024; ``feedback.absorbing``) a segment may also run past a true termination (never a
 truncation): its steps after the terminal one are the absorbing state, where reward and
 optimal advantage are 0 (see :meth:`TransitionLog.gather`).
+
+Learners never get the log: their ``observe`` hook gets :meth:`TransitionLog.view`, a
+:class:`TransitionView` that holds read-only views of the learner-visible arrays only
+(observations, actions, next observations, terminals, episode ids, simulator states) and
+samples :class:`~pbrl.segments.Segments` from them — no true reward or success is
+reachable from it, so "learners never see the true reward" holds by construction.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +38,60 @@ _FIELDS = (
 
 class NotEnoughDataError(RuntimeError):
     """Raised when the log holds too few whole segments to sample from."""
+
+
+def _rows_oldest_first(pos: int, size: int, capacity: int) -> np.ndarray:
+    start = (pos - size) % capacity
+    return (start + np.arange(size)) % capacity
+
+
+def _valid_starts(
+    episode: np.ndarray, terminals: np.ndarray, rows: np.ndarray, length: int, window: int | None, absorbing: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start rows and env indices of whole segments among ``rows`` (oldest first); see :meth:`TransitionLog.valid_starts`."""
+    none = np.empty(0, np.int64), np.empty(0, np.int64)
+    if window is not None:
+        rows = rows[-min(window, len(rows)) :]
+    n = len(rows)
+    if n == 0 or (n < length and not absorbing):
+        return none
+    episode = episode[rows]  # [R, n_envs]
+    last = np.ones(episode.shape, bool)  # the last logged step of its episode
+    last[:-1] = episode[1:] != episode[:-1]
+    index = np.arange(n)[:, None]
+    run_end = np.minimum.accumulate(np.where(last, index, n)[::-1], axis=0)[::-1]  # each step's episode's last row
+    whole = run_end >= index + length - 1
+    if absorbing:
+        whole |= np.take_along_axis(terminals[rows], run_end, axis=0)
+    start_idx, env_idx = np.nonzero(whole)
+    return rows[start_idx], env_idx
+
+
+def _segments(
+    arrays: dict[str, np.ndarray], capacity: int, start_rows: np.ndarray, env_index: np.ndarray, length: int
+) -> tuple[Segments, np.ndarray, np.ndarray]:
+    """The learner-visible part of segments from physical start rows, and each step's source row
+    ``[B, T]`` and absorbing flag ``[B, T]`` (see :meth:`TransitionLog.gather`)."""
+    n_envs = arrays["obs"].shape[1]
+    steps = (start_rows[:, None] + np.arange(length)[None, :]) % capacity  # [B, T]
+    envs = env_index[:, None]
+    terminals = arrays["terminals"][steps, envs]
+    absorbing = absorbing_steps(terminals)
+    terminal_row = np.take_along_axis(steps, terminals.argmax(axis=1)[:, None], axis=1)
+    rows = np.where(absorbing, terminal_row, steps)  # absorbing steps copy their terminal step, then are patched
+    obs, actions, next_obs = (arrays[name][rows, envs] for name in ("obs", "actions", "next_obs"))  # fresh arrays
+    obs[absorbing], actions[absorbing] = next_obs[absorbing], 0.0
+    step_ids = rows * n_envs + envs  # unique among the transitions stored right now
+    step_ids = np.where(absorbing, -1 - step_ids, step_ids)
+    return Segments(obs, actions, next_obs, step_ids, terminals & ~absorbing), rows, absorbing
+
+
+def _transitions(arrays: dict[str, np.ndarray], rows: np.ndarray) -> Segments:
+    """The transitions at ``rows`` (all envs, flattened) as 1-step segments with their step ids."""
+    n_envs = arrays["obs"].shape[1]
+    flat = lambda name: arrays[name][rows].reshape(len(rows) * n_envs, 1, *arrays[name].shape[2:])  # noqa: E731
+    step_ids = (rows[:, None] * n_envs + np.arange(n_envs)).reshape(-1, 1)
+    return Segments(flat("obs"), flat("actions"), flat("next_obs"), step_ids, flat("terminals"))
 
 
 class TransitionLog:
@@ -113,8 +174,7 @@ class TransitionLog:
 
     # ------------------------------------------------------------------ reading
     def _rows_oldest_first(self) -> np.ndarray:
-        start = (self.pos - self.size) % self.capacity
-        return (start + np.arange(self.size)) % self.capacity
+        return _rows_oldest_first(self.pos, self.size, self.capacity)
 
     def valid_starts(
         self, length: int, window: int | None = None, absorbing: bool = False
@@ -125,25 +185,10 @@ class TransitionLog:
         episode truly terminates before the segment ends (:meth:`gather` pads the rest with the
         absorbing state). ``window`` restricts segments to the most recent ``window`` rows per env.
         """
-        none = np.empty(0, np.int64), np.empty(0, np.int64)
         if not self.arrays:
-            return none
-        rows = self._rows_oldest_first()
-        if window is not None:
-            rows = rows[-min(window, len(rows)) :]
-        n = len(rows)
-        if n < length and not absorbing:
-            return none
-        episode = self.arrays["episode"][rows]  # [R, n_envs]
-        last = np.ones(episode.shape, bool)  # the last logged step of its episode
-        last[:-1] = episode[1:] != episode[:-1]
-        index = np.arange(n)[:, None]
-        run_end = np.minimum.accumulate(np.where(last, index, n)[::-1], axis=0)[::-1]  # each step's episode's last row
-        whole = run_end >= index + length - 1
-        if absorbing:
-            whole |= np.take_along_axis(self.arrays["terminals"][rows], run_end, axis=0)
-        start_idx, env_idx = np.nonzero(whole)
-        return rows[start_idx], env_idx
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        a = self.arrays
+        return _valid_starts(a["episode"], a["terminals"], self._rows_oldest_first(), length, window, absorbing)
 
     def sample_segments(
         self, count: int, length: int, rng: np.random.Generator, window: int | None = None, absorbing: bool = False
@@ -167,19 +212,11 @@ class TransitionLog:
         action and the true reward 0, success and simulator state the terminal step's (a
         person sees its frame held), step id ``−1 − (the terminal step's id)``.
         """
-        steps = (start_rows[:, None] + np.arange(length)[None, :]) % self.capacity  # [B, T]
-        envs = env_index[:, None]
-        a = self.arrays
-        terminals = a["terminals"][steps, envs]
-        absorbing = absorbing_steps(terminals)
-        terminal_row = np.take_along_axis(steps, terminals.argmax(axis=1)[:, None], axis=1)
-        rows = np.where(absorbing, terminal_row, steps)  # absorbing steps copy their terminal step, then are patched
+        segments, rows, absorbing = _segments(self.arrays, self.capacity, start_rows, env_index, length)
+        a, envs = self.arrays, env_index[:, None]
         take = lambda name: a[name][rows, envs]  # noqa: E731 (fancy indexing: fresh arrays)
-        obs, actions, next_obs, rewards = take("obs"), take("actions"), take("next_obs"), take("true_rewards")
-        obs[absorbing], actions[absorbing], rewards[absorbing] = next_obs[absorbing], 0.0, 0.0
-        step_ids = rows * self.n_envs + envs  # unique among the transitions stored right now
-        step_ids = np.where(absorbing, -1 - step_ids, step_ids)
-        segments = Segments(obs, actions, next_obs, step_ids, terminals & ~absorbing)
+        rewards = take("true_rewards")
+        rewards[absorbing] = 0.0
         truth = SegmentTruth(rewards, take("successes"))
         provenance = Provenance(
             env_id=self.env_id,
@@ -193,33 +230,19 @@ class TransitionLog:
     def recent(self, count: int) -> tuple[Segments, np.ndarray]:
         """The last ``count`` transitions (all envs flattened) as 1-step segments and their true rewards."""
         rows = self._rows_oldest_first()[-max(1, count // self.n_envs) :]
-        a = self.arrays
-        flat = lambda name: a[name][rows].reshape(len(rows) * self.n_envs, 1, *a[name].shape[2:])  # noqa: E731
-        segments = Segments(flat("obs"), flat("actions"), flat("next_obs"), terminals=flat("terminals"))
-        return segments, a["true_rewards"][rows].reshape(-1)
+        return _transitions(self.arrays, rows), self.arrays["true_rewards"][rows].reshape(-1)
 
-    def episodes(self) -> list[dict[str, np.ndarray]]:
-        """Every whole episode in the log (begun and finished inside it), oldest first per env, each
-        a dict of per-step arrays named as :func:`pbrl.datasets.stack_episodes` takes them: ``obs``,
-        ``actions``, ``next_obs``, ``rewards`` (true), ``successes``, ``terminated``, ``truncated``
-        (the last step when it was not a true termination) and ``sim_states`` when logged."""
+    def view(self) -> "TransitionView":
+        """What a learner may read of the log (its ``observe`` hook): :class:`TransitionView`."""
         if not self.arrays:
-            return []
-        rows, a, out = self._rows_oldest_first(), self.arrays, []
-        names = {"obs": "obs", "actions": "actions", "next_obs": "next_obs", "rewards": "true_rewards",
-                 "successes": "successes", "sim_states": "sim_states"}
-        for e in range(self.n_envs):
-            episode = a["episode"][rows, e]
-            for chunk in np.split(rows, np.flatnonzero(np.diff(episode)) + 1):
-                begun, finished = a["step"][chunk[0], e] == 0, a["episode"][chunk[-1], e] != self._episode[e]
-                if not (begun and finished):
-                    continue
-                steps = {key: a[name][chunk, e] for key, name in names.items() if name in a}
-                steps["terminated"] = a["terminals"][chunk, e]
-                steps["truncated"] = np.zeros(len(chunk), bool)
-                steps["truncated"][-1] = not steps["terminated"][-1]
-                out.append(steps)
-        return out
+            empty = np.zeros((0, self.n_envs, 0), np.float32)
+            arrays = {"obs": empty, "actions": empty, "next_obs": empty,
+                      "terminals": np.zeros((0, self.n_envs), bool), "episode": np.zeros((0, self.n_envs), np.int64)}
+        else:
+            arrays = {name: self.arrays[name][: self.size] for name in TransitionView.ARRAYS if name in self.arrays}
+        for array in arrays.values():
+            array.flags.writeable = False  # this view of the buffer only; the log goes on writing its own
+        return TransitionView(**arrays, pos=self.pos, capacity=self.capacity, env_id=self.env_id)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
@@ -240,3 +263,72 @@ class TransitionLog:
         if log.arrays and "terminals" not in log.arrays:
             log.arrays["terminals"] = np.zeros((capacity, n_envs), bool)
         return log
+
+
+@dataclass(frozen=True, eq=False)
+class TransitionView:
+    """What a learner may read of a :class:`TransitionLog` — and nothing more.
+
+    Read-only views (``writeable=False``, no copy) of the log's learner-visible arrays, shaped
+    ``[size, n_envs, ...]`` in storage order (a ring: not chronological once it wrapped), plus
+    segment sampling. It holds no reference to the log and no array of true rewards or
+    successes, so a learner cannot reach them through it (``tests/test_transitions.py``).
+    Later writes to the log show through these arrays; take a fresh view each round.
+    """
+
+    ARRAYS = ("obs", "actions", "next_obs", "terminals", "episode", "sim_states")
+
+    obs: np.ndarray
+    """Observations ``[size, n_envs, obs_dim]``."""
+    actions: np.ndarray
+    """Actions ``[size, n_envs, act_dim]`` (the unit box for pbrl's own agents)."""
+    next_obs: np.ndarray
+    """True next observations ``[size, n_envs, obs_dim]`` (the terminal one at an episode end)."""
+    terminals: np.ndarray
+    """``[size, n_envs]`` bool: the episode truly terminated after this step (not a time-limit truncation)."""
+    episode: np.ndarray
+    """``[size, n_envs]`` episode ids (segments never straddle two)."""
+    pos: int
+    """The ring's next write row (where the oldest row is once it wrapped)."""
+    capacity: int
+    """The ring's rows per env."""
+    env_id: str = ""
+    """The env the steps came from."""
+    sim_states: np.ndarray | None = None
+    """Simulator states before each step ``[size, n_envs, S]`` (None when the log kept none)."""
+
+    @property
+    def size(self) -> int:
+        """Rows filled per env."""
+        return len(self.obs)
+
+    @property
+    def n_envs(self) -> int:
+        return self.obs.shape[1]
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"obs": self.obs, "actions": self.actions, "next_obs": self.next_obs, "terminals": self.terminals}
+
+    def _rows_oldest_first(self) -> np.ndarray:
+        return _rows_oldest_first(self.pos, self.size, self.capacity)
+
+    def valid_starts(self, length: int, window: int | None = None, absorbing: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Start rows and env indices of every whole segment (:meth:`TransitionLog.valid_starts`)."""
+        return _valid_starts(self.episode, self.terminals, self._rows_oldest_first(), length, window, absorbing)
+
+    def sample_segments(
+        self, count: int, length: int, rng: np.random.Generator, window: int | None = None, absorbing: bool = False
+    ) -> Segments:
+        """``count`` segments drawn as :meth:`TransitionLog.sample_segments` draws them (same rng use), learner part only."""
+        starts, envs = self.valid_starts(length, window, absorbing)
+        if len(starts) == 0:
+            raise NotEnoughDataError(f"no whole {length}-step segment in the last {window or self.size} logged steps per env")
+        pick = rng.integers(0, len(starts), size=count)
+        return _segments(self._arrays(), self.capacity, starts[pick], envs[pick], length)[0]
+
+    def transitions(self, count: int | None = None) -> Segments:
+        """The last ``count`` transitions (default: all; all envs flattened) as 1-step segments, oldest first."""
+        if self.size == 0:
+            return _transitions(self._arrays(), np.empty(0, np.int64))
+        rows = self._rows_oldest_first()
+        return _transitions(self._arrays(), rows if count is None else rows[-max(1, count // self.n_envs) :])

@@ -70,8 +70,8 @@ def test_sfc_loss_falls_and_beats_a_random_encoder_on_held_out_transitions(cheet
     config = REEDConfig(sfc_optimizer="adam", sfc_lr=1e-3, sfc_epochs=6)
     learner = REED(17, 6, BTEnsembleConfig(ensemble_size=2), config, seed=0)
     random_encoder = REED(17, 6, BTEnsembleConfig(ensemble_size=2), config, seed=1)
-    first = learner.observe(train)
-    second = learner.observe(train)
+    first = learner.observe(train.view())
+    second = learner.observe(train.view())
     assert second["sfc_train_loss"] < first["sfc_train_loss"] - 0.1
     assert second["sfc_heldout_loss"] < first["sfc_heldout_loss"]
     assert learner.sfc_eval_loss(x, next_obs) < random_encoder.sfc_eval_loss(x, next_obs) - 0.3
@@ -83,7 +83,7 @@ def test_sfc_loss_falls_and_beats_a_random_encoder_on_held_out_transitions(cheet
 def test_reward_head_trains_frozen_or_fine_tuned(cheetah, freeze):
     train, _, _ = cheetah
     learner = REED(17, 6, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(32, 32), max_epochs=5), REEDConfig(freeze=freeze), seed=0)
-    learner.observe(train)
+    learner.observe(train.view())
     rng = np.random.default_rng(0)
     left, right = train.sample_segments(64, 10, rng), train.sample_segments(64, 10, rng)
     labels = (left.truth.returns > right.truth.returns).astype(float)

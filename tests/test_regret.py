@@ -188,7 +188,7 @@ def _fit(labels_beta: float, n: int, mode: str = "greedy", log=None):
     reward = BTEnsembleConfig(ensemble_size=2, hidden_sizes=(32, 32), lr=3e-3, max_epochs=100, stop_accuracy=1.01)
     learner = AdvantageLearner(N_STATES, 1, reward, AdvantageConfig(mode=mode, anchor_steps=300), seed=0)
     if log is not None:
-        learner.observe(log)
+        learner.observe(log.view())
     learner.update(PreferenceDataset(left.segments, right.segments, labels))
     return learner, left, right
 

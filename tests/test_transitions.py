@@ -35,6 +35,50 @@ def test_ring_buffer_wraps_and_keeps_order():
     assert (np.diff(batch.segments.obs[:, :, 0], axis=1) == 1).all()  # no wrap-around splice
 
 
+def _reachable(root, seen=None):
+    """Every object reachable from ``root`` through attributes, slots, containers and array bases."""
+    seen = {} if seen is None else seen
+    if id(root) in seen or isinstance(root, (str, bytes, int, float, bool, type(None), type)):
+        return seen
+    seen[id(root)] = root
+    children = list(getattr(root, "__dict__", {}).values())
+    children += [getattr(root, name) for name in getattr(type(root), "__slots__", ()) if hasattr(root, name)]
+    if isinstance(root, dict):
+        children += list(root.values())
+    if isinstance(root, (list, tuple, set)):
+        children += list(root)
+    if isinstance(root, np.ndarray) and root.base is not None:
+        children.append(root.base)
+    for child in children:
+        _reachable(child, seen)
+    return seen
+
+
+def test_a_learner_cannot_reach_true_rewards_or_successes_through_the_view():
+    log = filled_log(steps=120, episode_length=30, n_envs=2)
+    view = log.view()
+    objects = _reachable(view).values()
+    assert not any(o is log or o is log.arrays for o in objects)
+    arrays = [o for o in objects if isinstance(o, np.ndarray)]
+    for secret in ("true_rewards", "successes", "step", "env_step"):
+        assert not any(np.shares_memory(a, log.arrays[secret]) for a in arrays), secret
+    assert {name for name in ("obs", "actions", "next_obs", "terminals", "episode", "sim_states")
+            if any(np.shares_memory(a, log.arrays[name]) for a in arrays)} == set(view.ARRAYS)  # no copies
+    for name in view.ARRAYS:
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(view, name)[0] = 0
+    with pytest.raises(AttributeError):
+        view.obs = log.arrays["true_rewards"]  # frozen
+    # what it samples is what the log samples, without the truth
+    segments = view.sample_segments(50, 10, np.random.default_rng(3))
+    batch = log.sample_segments(50, 10, np.random.default_rng(3))
+    for name in ("obs", "actions", "next_obs", "step_ids", "terminals"):
+        np.testing.assert_array_equal(getattr(segments, name), getattr(batch.segments, name))
+    steps, _ = log.recent(log.size * log.n_envs)
+    np.testing.assert_array_equal(view.transitions().obs, steps.obs)
+    assert TransitionLog(10).view().size == 0
+
+
 def test_too_short_episodes_give_a_clear_error():
     log = filled_log(steps=100, episode_length=5)
     with pytest.raises(NotEnoughDataError, match="segment_length"):

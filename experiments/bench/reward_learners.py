@@ -75,7 +75,7 @@ def run_seed(teacher_name: str, teacher, target: np.ndarray, log: TransitionLog,
         for end in range(args.per_round, len(train[2]) + 1, args.per_round):
             data = PreferenceDataset(train[0][:end], train[1][:end], train[2][:end])
             started = time.perf_counter()
-            learner.observe(log)
+            learner.observe(log.view())
             learner.update(data)
             seconds = time.perf_counter() - started
             learned = learner.reward(steps.obs[:, 0], steps.actions[:, 0], steps.next_obs[:, 0])

@@ -53,7 +53,7 @@ from torch.func import functional_call
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
 from pbrl.learners.ensemble import EnsembleMLP
 from pbrl.segments import PreferenceDataset
-from pbrl.transitions import TransitionLog
+from pbrl.transitions import TransitionView
 
 MODES = ("greedy", "reward")
 
@@ -105,6 +105,7 @@ class AdvantageLearner(BTEnsemble):
             self.actor = _mlp([obs_dim, *config.anchor_hidden, act_dim]).to(self.device)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.anchor_lr)
         self.rng = np.random.default_rng(seed)
+        self.anchor_states: torch.Tensor | None = None  # logged states μ trains on (set by observe)
 
     def _make_net(self) -> nn.Module:
         return EnsembleMLP(self.config.ensemble_size, self.obs_dim + self.act_dim, self.config.hidden_sizes, output_activation=None)
@@ -138,18 +139,17 @@ class AdvantageLearner(BTEnsemble):
         return self.reward_tensor(as_t(obs, self.obs_dim), as_t(actions, self.act_dim), None).cpu().numpy()
 
     # ---------------------------------------------------------------- training
-    def observe(self, log: TransitionLog) -> dict[str, float]:
+    def observe(self, view: TransitionView) -> dict[str, float]:
         """Keep the logged states the anchor actor trains on (only when the fix is in use)."""
-        if self.anchored and log.size > 0:
-            segments, _ = log.recent(log.size * log.n_envs)
-            self._states = torch.as_tensor(segments.obs[:, 0], device=self.device)
+        if self.anchored and view.size > 0:
+            self.anchor_states = torch.as_tensor(view.transitions().obs[:, 0], device=self.device)
         return {}
 
     def update(self, data: PreferenceDataset) -> dict[str, float]:
         """Fit Â to the labels, then (anchored) fit μ(s) = argmax_a Â(s, a) on logged states:
         ``L_μ = −E_s[(1/E) Σ_e Â_e(s, μ(s))]`` with Â frozen."""
         metrics = super().update(data)
-        cfg, states = self.advantage_config, getattr(self, "_states", None)
+        cfg, states = self.advantage_config, self.anchor_states
         if not self.anchored or states is None or cfg.anchor_steps == 0:
             return metrics
         for _ in range(cfg.anchor_steps):

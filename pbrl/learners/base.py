@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pbrl.segments import PreferenceDataset, Segments
-from pbrl.transitions import TransitionLog
+from pbrl.transitions import TransitionView
 
 
 class PreferenceLearner(ABC):
@@ -30,10 +30,12 @@ class PreferenceLearner(ABC):
     def preference_probability(self, left: Segments, right: Segments) -> np.ndarray:
         """The learner's ``P[left_i ≻ right_i]``, ``[B]`` (for held-out accuracy)."""
 
-    def observe(self, log: TransitionLog) -> dict[str, float]:
+    def observe(self, view: TransitionView) -> dict[str, float]:
         """Learn from unlabeled experience before each ``update`` (e.g. a world model or a
         dynamics-aware encoder on the agent's recent transitions); returns scalars to log.
-        The loop calls it every round; most learners need nothing from it."""
+        The loop calls it every round with ``log.view()`` — observations, actions, next
+        observations, terminals, simulator states and segment sampling, never a true reward;
+        most learners need nothing from it."""
         return {}
 
     @abstractmethod

@@ -35,7 +35,7 @@ import torch
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss
 from pbrl.learners.world_model import WorldModel
 from pbrl.segments import PreferenceDataset, Segments
-from pbrl.transitions import TransitionLog
+from pbrl.transitions import TransitionView
 
 
 def prior_loss(step_rewards: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
@@ -90,13 +90,13 @@ class HindsightPrior(BTEnsemble):
         self._importance: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---------------------------------------------------------------- the world model
-    def observe(self, log: TransitionLog) -> dict[str, float]:
+    def observe(self, view: TransitionView) -> dict[str, float]:
         """Refresh the world model on logged segments (every ``world_interval``-th update)."""
         cfg = self.prior
-        if self.updates % cfg.world_interval or cfg.world_steps == 0 or len(log.valid_starts(self.segment_length)[0]) == 0:
+        if self.updates % cfg.world_interval or cfg.world_steps == 0 or len(view.valid_starts(self.segment_length)[0]) == 0:
             return {}
         for _ in range(cfg.world_steps):
-            batch = log.sample_segments(cfg.world_batch, self.segment_length, self.rng).segments
+            batch = view.sample_segments(cfg.world_batch, self.segment_length, self.rng)
             tensors = [torch.as_tensor(a, device=self.device) for a in (batch.obs, batch.actions, batch.next_obs)]
             loss = self.world.loss(*tensors)
             self.world_optimizer.zero_grad(set_to_none=True)

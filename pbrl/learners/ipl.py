@@ -44,7 +44,7 @@ from torch import nn
 
 from pbrl.learners.policies import GaussianPolicy, PairBatch, PolicyLearner, mlp, sample_pairs
 from pbrl.segments import PreferenceDataset, Segments
-from pbrl.transitions import TransitionLog
+from pbrl.transitions import TransitionView
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,10 @@ class Replay:
         self.terminals = np.zeros(len(obs), bool) if terminals is None else terminals
 
     @classmethod
-    def from_log(cls, log: TransitionLog) -> "Replay":
-        flat = lambda name: log.arrays[name][: log.size].reshape(-1, log.arrays[name].shape[-1])  # noqa: E731
-        return cls(flat("obs"), flat("actions"), flat("next_obs"), log.arrays["terminals"][: log.size].reshape(-1))
+    def from_view(cls, view: TransitionView) -> "Replay":
+        """Every transition in a transition log's learner view (no copy)."""
+        flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
+        return cls(flat(view.obs), flat(view.actions), flat(view.next_obs), view.terminals.reshape(-1))
 
     def sample(self, count: int, rng: np.random.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
         """``count`` transitions drawn uniformly: ``(obs, actions, next_obs, terminals)`` as float tensors."""
@@ -175,9 +176,9 @@ class IPL(PolicyLearner):
         """Unlabeled transitions for the χ², value and policy losses (used when replay_batch_size > 0)."""
         self.replay = replay
 
-    def observe(self, log: TransitionLog) -> dict[str, float]:
-        if log.size > 0:
-            self.set_replay(Replay.from_log(log))
+    def observe(self, view: TransitionView) -> dict[str, float]:
+        if view.size > 0:
+            self.set_replay(Replay.from_view(view))
         return {}
 
     def _mix(self, per_item: torch.Tensor, labeled: int) -> torch.Tensor:

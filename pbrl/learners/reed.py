@@ -41,7 +41,7 @@ from torch import nn
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
 from pbrl.learners.ensemble import BatchedLinear
 from pbrl.segments import PreferenceDataset
-from pbrl.transitions import TransitionLog
+from pbrl.transitions import TransitionView
 
 
 @dataclass(frozen=True)
@@ -153,12 +153,12 @@ class REED(BTEnsemble):
         return REEDNetwork(self.config.ensemble_size, self.obs_dim, self.act_dim, self.config.hidden_sizes, self.reed)
 
     # ---------------------------------------------------------------- the SFC objective
-    def observe(self, log: TransitionLog) -> dict[str, float]:
+    def observe(self, view: TransitionView) -> dict[str, float]:
         """``reed.sfc_epochs`` passes of the SFC objective over the log; reports train and held-out loss."""
         cfg = self.reed
-        if cfg.sfc_epochs == 0 or log.size == 0 or self.updates % cfg.sfc_interval:
+        if cfg.sfc_epochs == 0 or view.size == 0 or self.updates % cfg.sfc_interval:
             return {}
-        segments, _ = log.recent(log.size * log.n_envs)
+        segments = view.transitions()
         x = torch.as_tensor(np.concatenate([segments.obs[:, 0], segments.actions[:, 0]], axis=1), device=self.device)
         next_obs = torch.as_tensor(segments.next_obs[:, 0], device=self.device)
         order = torch.as_tensor(self.rng.permutation(len(x)), device=self.device)
