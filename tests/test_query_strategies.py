@@ -7,7 +7,9 @@ import time
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.learners.base import RewardLearner
 from pbrl.query import (
     InvalidSelectionError,
@@ -23,9 +25,11 @@ from pbrl.query import (
 )
 from pbrl.query import registry, scores
 from pbrl.query.coverage import kcenter_greedy
+from pbrl.query.qpa import hybrid_replay_fraction, hybrid_replay_window
 from pbrl.segments import CandidatePairs, PreferenceDataset, Segments
 
-BUILTINS = ["uniform", "disagreement", "entropy", "bald", "kcenter", "kcenter-disagreement", "kcenter-entropy", "qpa"]
+BUILTINS = ["uniform", "disagreement", "entropy", "predictive-entropy", "bald", "kcenter", "kcenter-disagreement",
+            "kcenter-entropy", "qpa"]
 
 
 class FixedLearner(RewardLearner):
@@ -158,16 +162,21 @@ def test_kcenter_on_a_shortlist_only_considers_the_most_uncertain_half(name, sco
     np.testing.assert_array_equal(np.sort(chosen), np.sort(keep[kcenter_greedy(points[keep], 5, projection=None)]))
 
 
-def test_kcenter_selection_is_fast_for_a_pool_of_ten_thousand():
+def test_kcenter_selection_is_fast_exact_on_bprefs_pools_and_projected_on_ten_thousand():
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(10_000, 50, 17)).astype(np.float32)  # HalfCheetah-sized 50-step segments
     segs = Segments(obs, np.zeros((10_000, 50, 1), np.float32), obs)
-    candidates = CandidatePairs(segs, segs, np.zeros(10_000, np.int64))
-    started = time.perf_counter()
-    chosen = pick("kcenter", candidates, FixedLearner(np.full((1, 10_000), 0.5)), 1000)
-    elapsed = time.perf_counter() - started
-    assert len(np.unique(chosen)) == 1000
-    assert elapsed < 3.0, f"k-center took {elapsed:.2f} s for 10⁴ candidates (target < 1 s; lenient here for busy CI)"
+    small = np.arange(1_000)  # B-Pref's pools: large_batch 10 × 50–128 queries
+    timed = {}
+    for name, candidates, n, config in [
+        ("exact, 10³", CandidatePairs(segs[small], segs[small], np.zeros(1_000, np.int64)), 100, QueryConfig()),
+        ("projected, 10⁴", CandidatePairs(segs, segs, np.zeros(10_000, np.int64)), 1_000, QueryConfig(kcenter_projection=128)),
+    ]:
+        started = time.perf_counter()
+        chosen = pick("kcenter", candidates, FixedLearner(np.full((1, len(candidates)), 0.5)), n, QueryContext(config))
+        timed[name] = time.perf_counter() - started
+        assert len(np.unique(chosen)) == n
+    assert max(timed.values()) < 3.0, f"k-center took {timed} (target < 1 s; lenient here for busy CI)"
 
 
 # ----------------------------------------------------------------------------- QPA
@@ -192,6 +201,149 @@ def test_qpa_fills_up_with_the_freshest_when_the_window_holds_too_few():
     context = QueryContext(QueryConfig(qpa_episodes=1), step=10_000, episode_length=100)
     chosen = pick("qpa", pool(np.zeros((6, 2)), recency=recency), None, 3, context)
     assert sorted(chosen) == [1, 3, 4]  # 1 and 4 are inside the window, 3 is the freshest other
+
+
+# ----------------------------------------------------------------------------- B-Pref's code, restated
+# rll-research/BPref, reward_model.py: p_hat_member / get_rank_probability (disagreement), p_hat_entropy /
+# get_entropy (entropy), KCenterGreedy / compute_smallest_dist (k-center), and the ranking lines of
+# disagreement_sampling, entropy_sampling, kcenter_sampling, kcenter_disagree_sampling, kcenter_entropy_sampling.
+# Inputs: R̂_e(σ) = r_hat_member(x).sum(axis=1), the members' segment returns, read from a real BTEnsemble.
+
+
+def bpref_logits(learner: BTEnsemble, left: Segments, right: Segments) -> torch.Tensor:
+    """``r_hat = torch.cat([r_hat1, r_hat2], axis=-1)`` per member: ``[E, B, 2]``."""
+    return torch.stack([learner.member_segment_returns(left), learner.member_segment_returns(right)], dim=-1)
+
+
+def bpref_get_rank_probability(r_hat: torch.Tensor):
+    probs = F.softmax(r_hat, dim=-1)[..., 0].numpy()  # p_hat_member, one row per member
+    return np.mean(probs, axis=0), np.std(probs, axis=0)
+
+
+def bpref_get_entropy(r_hat: torch.Tensor):
+    ent = (F.softmax(r_hat, dim=-1) * F.log_softmax(r_hat, dim=-1)).sum(axis=-1).abs().numpy()  # p_hat_entropy
+    return np.mean(ent, axis=0), np.std(ent, axis=0)
+
+
+def bpref_compute_smallest_dist(obs, full_obs):
+    obs, full_obs = torch.from_numpy(obs).float(), torch.from_numpy(full_obs).float()
+    batch_size = 100
+    total_dists = []
+    for full_idx in range(len(obs) // batch_size + 1):
+        full_start = full_idx * batch_size
+        if full_start < len(obs):
+            full_end = (full_idx + 1) * batch_size
+            dists = []
+            for idx in range(len(full_obs) // batch_size + 1):
+                start = idx * batch_size
+                if start < len(full_obs):
+                    end = (idx + 1) * batch_size
+                    dists.append(torch.norm(obs[full_start:full_end, None, :] - full_obs[None, start:end, :], dim=-1, p=2))
+            total_dists.append(torch.min(torch.cat(dists, dim=1), dim=1).values)
+    return torch.cat(total_dists).unsqueeze(1)
+
+
+def bpref_kcenter_greedy(obs, full_obs, num_new_sample):
+    selected_index = []
+    current_index = list(range(obs.shape[0]))
+    new_obs, new_full_obs = obs, full_obs
+    for count in range(num_new_sample):
+        max_index = torch.argmax(bpref_compute_smallest_dist(new_obs, new_full_obs)).item()
+        selected_index.append(max_index if count == 0 else current_index[max_index])
+        current_index = current_index[0:max_index] + current_index[max_index + 1 :]
+        new_obs = obs[current_index]
+        new_full_obs = np.concatenate([full_obs, obs[selected_index]], axis=0)
+    return selected_index
+
+
+def bpref_pair_obs(left: Segments, right: Segments) -> np.ndarray:
+    """``temp_sa``: each side's observations only (``sa_t[:, :, :ds]``), flattened, the two sides concatenated."""
+    return np.concatenate([left.obs.reshape(len(left), -1), right.obs.reshape(len(right), -1)], axis=1)
+
+
+def random_segments(rng: np.random.Generator, count: int, length: int = 4, obs_dim: int = 3, act_dim: int = 2) -> Segments:
+    obs = rng.normal(size=(count, length, obs_dim)).astype(np.float32)
+    return Segments(obs, rng.uniform(-1, 1, size=(count, length, act_dim)).astype(np.float32), obs + 0.1)
+
+
+@pytest.fixture
+def bpref_round():
+    """A pool of 200 pairs (B-Pref: mb_size 20 × large_batch 10), 30 labeled pairs, an untrained 3-member ensemble."""
+    rng = np.random.default_rng(7)
+    learner = BTEnsemble(3, 2, BTEnsembleConfig(ensemble_size=3, hidden_sizes=(32, 32)), seed=3)
+    candidates = CandidatePairs(random_segments(rng, 200), random_segments(rng, 200), np.zeros(200, np.int64))
+    labeled = PreferenceDataset(random_segments(rng, 30), random_segments(rng, 30), rng.integers(0, 2, 30).astype(np.float64))
+    return learner, candidates, labeled
+
+
+def test_disagreement_picks_as_bprefs_disagreement_sampling(bpref_round):
+    learner, candidates, _ = bpref_round
+    _, disagree = bpref_get_rank_probability(bpref_logits(learner, candidates.left, candidates.right))
+    reference = (-disagree).argsort()[:20]
+    assert list(pick("disagreement", candidates, learner, 20)) == list(reference)
+
+
+def test_entropy_picks_as_bprefs_entropy_sampling_and_predictive_entropy_differs(bpref_round):
+    learner, candidates, _ = bpref_round
+    r_hat = bpref_logits(learner, candidates.left, candidates.right)
+    entropy, _ = bpref_get_entropy(r_hat)
+    reference = (-entropy).argsort()[:20]
+    assert list(pick("entropy", candidates, learner, 20)) == list(reference)
+    # the separately named variant ranks by H[p̄], the entropy of the ensemble mean: other picks on this pool
+    assert set(pick("predictive-entropy", candidates, learner, 20)) != set(reference)
+
+
+def test_kcenter_picks_as_bprefs_kcenter_sampling_with_exact_distances_by_default(bpref_round):
+    learner, candidates, labeled = bpref_round
+    assert QueryConfig().kcenter_projection is None
+    reference = bpref_kcenter_greedy(bpref_pair_obs(candidates.left, candidates.right),
+                                     bpref_pair_obs(labeled.left, labeled.right), 20)
+    context = QueryContext(QueryConfig(), round_index=1, labeled=labeled)
+    assert list(pick("kcenter", candidates, learner, 20, context)) == reference
+    # the opt-in projection is an approximation: its picks differ
+    projected = pick("kcenter", candidates, learner, 20, QueryContext(QueryConfig(kcenter_projection=4), labeled=labeled))
+    assert list(projected) != reference
+
+
+@pytest.mark.parametrize("name", ["kcenter-disagreement", "kcenter-entropy"])
+def test_kcenter_on_a_shortlist_picks_as_bprefs(bpref_round, name):
+    learner, candidates, labeled = bpref_round
+    r_hat = bpref_logits(learner, candidates.left, candidates.right)
+    score = bpref_get_rank_probability(r_hat)[1] if name == "kcenter-disagreement" else bpref_get_entropy(r_hat)[0]
+    num_init_half = int(len(candidates) * 0.5)
+    top_k_index = (-score).argsort()[:num_init_half]
+    shortlisted = bpref_pair_obs(candidates.left[top_k_index], candidates.right[top_k_index])
+    selected = bpref_kcenter_greedy(shortlisted, bpref_pair_obs(labeled.left, labeled.right), 20)
+    context = QueryContext(QueryConfig(), round_index=1, labeled=labeled)
+    assert list(pick(name, candidates, learner, 20, context)) == list(top_k_index[selected])
+
+
+# ----------------------------------------------------------------------------- QPA's code, restated
+# huxiao09/QPA: replay_buffer.py sample_onpolicy draws randint(idx − size·max_episode_len, idx) with
+# size = max_reward_buffer_size (once that many episodes are done), the same N as the query buffer of
+# reward_model.py get_queries; train_QPA.py lines 258–262 replay hybrid only while total_feedback < max_feedback.
+
+
+def qpa_onpolicy_rows(idx: int, size: int, max_episode_len: int) -> int:
+    low, high = idx - size * max_episode_len, idx
+    return high - low
+
+
+@pytest.mark.parametrize("episodes, episode_length", [(10, 1000), (30, 500), (60, 500)])  # run_QPA.sh: DMC, drawer/unlock, door-open
+def test_hybrid_replay_window_is_qpas_onpolicy_window_and_the_query_window(episodes, episode_length):
+    config = QueryConfig(strategy="qpa", qpa_episodes=episodes)
+    window = hybrid_replay_window(config, episode_length)
+    assert window == qpa_onpolicy_rows(idx=10**6, size=episodes, max_episode_len=episode_length)
+    assert window == make_strategy("qpa").candidate_window(config, episode_length)
+    assert hybrid_replay_window(QueryConfig(window=700), episode_length) == 700  # an explicit query window governs both
+
+
+def test_hybrid_replay_stops_once_the_budget_is_spent_as_qpa():
+    def qpa_her_ratio(total_feedback, max_feedback, her_ratio=0.5):  # train_QPA.py: update_onpolicy_sample vs update
+        return her_ratio if total_feedback < max_feedback else 0.0
+
+    for asked in (0, 90, 99, 100, 130):
+        assert hybrid_replay_fraction(0.5, asked, budget=100) == qpa_her_ratio(asked, 100)
 
 
 # ----------------------------------------------------------------------------- the API

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pbrl.augment import crop_masks
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionLog
@@ -71,24 +72,6 @@ class SURFConfig:
             raise ValueError("surf.unlabeled_ratio and surf.pool_ratio must be ≥ 0, surf.pool_capacity ≥ 1")
         if self.window < 0 or not 0 <= self.crop_range <= 2 * self.window:
             raise ValueError(f"surf needs window ≥ 0 and 0 ≤ crop_range ≤ 2·window (crops fit the segment), got {self.window}, {self.crop_range}")
-
-
-def crop_masks(shape: tuple[int, ...], length: int, window: int, crop_range: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Temporal-cropping masks of both sides of ``shape = (..., B)`` pairs of ``length`` (S) steps.
-
-    ``L ~ U{T − c, …, T + c}`` per pair with ``T = S − 2w``; starts ``U{0, …, S − L}`` drawn
-    independently for the two sides; mask = 1 on ``[start, start + L)``. Returns two float
-    arrays ``[..., B, S]`` (SURF's ``get_cropping_mask``).
-    """
-    centre = length - 2 * window
-    if centre - crop_range < 1:
-        raise ValueError(f"segments of {length} steps are too short for SURF's window {window} and crop range {crop_range}")
-    crop = rng.integers(centre - crop_range, centre + crop_range + 1, size=shape)
-    start_left = rng.integers(0, length + 1 - crop)
-    start_right = rng.integers(0, length + 1 - crop)
-    t = np.arange(length)
-    inside = lambda start: ((t >= start[..., None]) & (t < (start + crop)[..., None])).astype(np.float32)  # noqa: E731
-    return inside(start_left), inside(start_right)
 
 
 def pseudo_labels(return_left: torch.Tensor, return_right: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,6 @@
 """Query selection: the strategy interface, built-ins and the plug-in registry.
 
-Built-ins: ``uniform``, ``disagreement``, ``entropy``, ``bald``, ``kcenter``,
+Built-ins: ``uniform``, ``disagreement``, ``entropy``, ``predictive-entropy``, ``bald``, ``kcenter``,
 ``kcenter-disagreement``, ``kcenter-entropy``, ``qpa``. Writing your own:
 ``docs/query_strategies.md``.
 """

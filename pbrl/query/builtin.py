@@ -1,4 +1,4 @@
-"""Built-in strategies that score pairs one by one: uniform, disagreement, entropy, BALD."""
+"""Built-in strategies that score pairs one by one: uniform, disagreement, entropy, predictive entropy, BALD."""
 
 from __future__ import annotations
 
@@ -52,21 +52,46 @@ class DisagreementStrategy(QueryStrategy):
 
 
 class EntropyStrategy(QueryStrategy):
-    """The pairs whose ensemble-mean preference is most uncertain (B-Pref ``entropy_sampling``).
+    """The pairs whose members are, on average, least sure of the answer (B-Pref ``entropy_sampling``).
 
-    From a uniform pool of ``n × pool_multiplier`` pairs, ask the top ``n`` by
+    From a uniform pool of ``n × pool_multiplier`` pairs, ask the top ``n`` by the members'
+    mean entropy, exactly as B-Pref's ``reward_model.py`` ``get_entropy``:
 
-        score_i = H[p̄_i] = −p̄_i log p̄_i − (1 − p̄_i) log(1 − p̄_i),   p̄_i = (1/E) Σ_e P_e[σ¹_i ≻ σ²_i],
+        score_i = (1/E) Σ_e H(P_e[σ¹_i ≻ σ²_i]),   H(p) = −p log p − (1 − p) log(1 − p),
 
-    i.e. the pairs predicted closest to ½. (B-Pref's code ranks by the members' mean
-    entropy ``(1/E) Σ_e H(P_e)`` instead; both seek ½, and with E = 1 they coincide.)
+    i.e. the pairs each member predicts closest to ½. Members that confidently contradict
+    each other (0.01 vs 0.99) score low here; ``predictive-entropy`` and ``bald`` count them.
     """
+
+    name = "entropy"
 
     def select(
         self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator,
         context: QueryContext | None = None,
     ) -> np.ndarray:
-        return scores.top_n(scores.predictive_entropy(member_probabilities("entropy", candidates, learner)), n)
+        return scores.top_n(scores.expected_entropy(member_probabilities(self.name, candidates, learner)), n)
+
+
+class PredictiveEntropyStrategy(QueryStrategy):
+    """The pairs whose ensemble-mean preference is most uncertain: the entropy of the predictive distribution.
+
+    From a uniform pool of ``n × pool_multiplier`` pairs, ask the top ``n`` by
+
+        score_i = H[p̄_i],   p̄_i = (1/E) Σ_e P_e[σ¹_i ≻ σ²_i].
+
+    Why it exists beside ``entropy``: ``H[p̄]`` is the textbook max-entropy acquisition on a
+    Bayesian (ensemble) model — the total uncertainty, expected entropy plus BALD's
+    disagreement term — whereas B-Pref's code averages the members' entropies and so
+    ignores pairs the members contradict each other on. The two coincide for E = 1.
+    """
+
+    name = "predictive-entropy"
+
+    def select(
+        self, candidates: CandidatePairs, learner: PreferenceLearner, n: int, rng: np.random.Generator,
+        context: QueryContext | None = None,
+    ) -> np.ndarray:
+        return scores.top_n(scores.predictive_entropy(member_probabilities(self.name, candidates, learner)), n)
 
 
 class BALDStrategy(QueryStrategy):

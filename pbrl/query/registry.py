@@ -17,7 +17,13 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from pbrl.query.base import QueryStrategy
-from pbrl.query.builtin import BALDStrategy, DisagreementStrategy, EntropyStrategy, UniformStrategy
+from pbrl.query.builtin import (
+    BALDStrategy,
+    DisagreementStrategy,
+    EntropyStrategy,
+    PredictiveEntropyStrategy,
+    UniformStrategy,
+)
 from pbrl.query.coverage import KCenterDisagreementStrategy, KCenterEntropyStrategy, KCenterStrategy
 from pbrl.query.qpa import QPAStrategy
 
@@ -27,6 +33,7 @@ BUILTIN: dict[str, Callable[[], QueryStrategy]] = {
     "uniform": UniformStrategy,
     "disagreement": DisagreementStrategy,
     "entropy": EntropyStrategy,
+    "predictive-entropy": PredictiveEntropyStrategy,
     "bald": BALDStrategy,
     "kcenter": KCenterStrategy,
     "kcenter-disagreement": KCenterDisagreementStrategy,

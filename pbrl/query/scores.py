@@ -24,12 +24,20 @@ def disagreement(probs: np.ndarray) -> np.ndarray:
 
 
 def predictive_entropy(probs: np.ndarray) -> np.ndarray:
-    """Entropy of the ensemble-mean preference ``H[p̄]``, ``p̄ = (1/E) Σ_e P_e[σ¹ ≻ σ²]``."""
+    """Entropy of the ensemble-mean preference ``H[p̄]``, ``p̄ = (1/E) Σ_e P_e[σ¹ ≻ σ²]``.
+
+    The total predictive uncertainty: ``H[p̄] = (1/E) Σ_e H(P_e) + I(y; θ)`` (expected
+    entropy + BALD), so unlike :func:`expected_entropy` it also grows where members disagree.
+    """
     return binary_entropy(np.asarray(probs, dtype=np.float64).mean(axis=0))
 
 
 def expected_entropy(probs: np.ndarray) -> np.ndarray:
-    """Members' mean entropy ``E_θ H[P_θ] = (1/E) Σ_e H(P_e)`` (the aleatoric part)."""
+    """Members' mean entropy ``E_θ H[P_θ] = (1/E) Σ_e H(P_e)`` (the aleatoric part).
+
+    B-Pref's entropy score (``reward_model.py`` ``get_entropy``: the mean over members of
+    ``|Σ softmax(r̂) · log_softmax(r̂)|``, i.e. of ``H(P_e)``).
+    """
     return binary_entropy(probs).mean(axis=0)
 
 
