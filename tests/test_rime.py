@@ -122,11 +122,11 @@ def test_warm_start_fits_the_normalised_state_entropy() -> None:
     dists = torch.cdist(obs, obs)
     knn = torch.sort(dists, dim=1).values[:, 5]  # the 5th neighbour besides the point itself
     torch.testing.assert_close(knn_state_entropy(obs, 5, chunk=64), knn)
-    metrics = learner.observe(log)
+    metrics = learner.observe(log.view())
     assert metrics["rime_warm_start_steps"] == 600
     learned = learner.reward(segments.obs[:, 0], segments.actions[:, 0], segments.next_obs[:, 0])
     assert np.corrcoef(learned, knn.numpy())[0, 1] > 0.5
-    assert learner.observe(log) == {}  # once
+    assert learner.observe(log.view()) == {}  # once
 
 
 def test_rime_round_on_noisy_labels_and_checkpoint() -> None:

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from pbrl.learners.bradley_terry import BTEnsembleConfig
-from pbrl.learners.surf import SURF, SURFConfig, crop_masks, pseudo_labels
+from pbrl.augment import crop_masks
+from pbrl.learners.surf import SURF, SURFConfig, pseudo_labels
 from pbrl.segments import PreferenceDataset
 from tests.helpers import filled_log
 
@@ -113,7 +114,7 @@ def _fit(seed: int) -> tuple[SURF, dict]:
     learner = SURF(3, 2, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(32, 32), max_epochs=30, stop_accuracy=1.0), cfg, seed=seed)
     metrics = {}
     for end in (20, 40):
-        learner.observe(log)
+        learner.observe(log.view())
         metrics = learner.update(PreferenceDataset(left.segments[:end], right.segments[:end], labels[:end]))
     return learner, metrics
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors
 from pbrl.segments import PreferenceDataset
-from pbrl.transitions import TransitionLog
+from pbrl.transitions import TransitionView
 
 
 @dataclass(frozen=True)
@@ -141,13 +141,13 @@ class RIME(BTEnsemble):
         return max(cfg.beta_min, cfg.beta_init - (cfg.beta_init - cfg.beta_min) / cfg.beta_decay_epochs * self.epochs_done)
 
     # ---------------------------------------------------------------- warm start
-    def observe(self, log: TransitionLog) -> dict[str, float]:
+    def observe(self, view: TransitionView) -> dict[str, float]:
         """Before the first labels: fit the ensemble to the normalised k-NN state entropy of the log."""
         cfg = self.rime
-        if self.warm_started or self.scheduler is not None or cfg.warm_start_ratio == 0 or log.size * log.n_envs <= cfg.warm_start_k:
+        if self.warm_started or self.scheduler is not None or cfg.warm_start_ratio == 0 or view.size * view.n_envs <= cfg.warm_start_k:
             return {}
         self.warm_started = True
-        segments, _ = log.recent(log.size * log.n_envs)
+        segments = view.transitions()
         obs = torch.as_tensor(segments.obs[:, 0], dtype=torch.float32, device=self.device)
         x = torch.cat([obs, torch.as_tensor(segments.actions[:, 0], dtype=torch.float32, device=self.device)], dim=1)
         entropy = knn_state_entropy(obs, cfg.warm_start_k)

@@ -38,12 +38,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pbrl.augment import crop_masks
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss
 from pbrl.segments import PreferenceDataset, Segments
-from pbrl.transitions import TransitionLog
+from pbrl.transitions import TransitionView
 
 
 @dataclass(frozen=True)
@@ -93,15 +92,15 @@ class SURF(BTEnsemble):
         self.rng = np.random.default_rng(seed)
         self.pool: tuple[Segments, Segments] | None = None
         self.labels_seen = 0
-        self._log: TransitionLog | None = None
+        self._view: TransitionView | None = None
         self._unlabeled: tuple[SegmentTensors, SegmentTensors] | None = None
         self._order: torch.Tensor | None = None  # per-member order over the pool [E, U]
         self._cursor = 0
         self._stats = np.zeros(2)  # confident, seen (this update)
 
-    def observe(self, log: TransitionLog) -> dict[str, float]:
-        """Keep the round's log to draw the new unlabeled pairs from in :meth:`update`."""
-        self._log = log
+    def observe(self, view: TransitionView) -> dict[str, float]:
+        """Keep the round's view of the log to draw the new unlabeled pairs from in :meth:`update`."""
+        self._view = view
         return {}
 
     def add_unlabeled(self, left: Segments, right: Segments) -> None:
@@ -113,9 +112,10 @@ class SURF(BTEnsemble):
         self.pool = (left[keep], right[keep])
 
     def _draw_unlabeled(self, count: int, length: int) -> None:
-        if count <= 0 or self._log is None or len(self._log.valid_starts(length)[0]) == 0:
+        view, self._view = self._view, None  # one round's view: drawn from once
+        if count <= 0 or view is None or len(view.valid_starts(length)[0]) == 0:
             return
-        left, right = (self._log.sample_segments(count, length, self.rng).segments for _ in range(2))
+        left, right = (view.sample_segments(count, length, self.rng) for _ in range(2))
         self.add_unlabeled(left, right)
 
     def update(self, data: PreferenceDataset) -> dict[str, float]:
@@ -186,4 +186,4 @@ class SURF(BTEnsemble):
         self.pool = None if pool is None else tuple(Segments(**side) for side in pool)  # type: ignore[assignment]
 
 
-__all__ = ["SURF", "SURFConfig", "crop_masks", "pseudo_labels"]
+__all__ = ["SURF", "SURFConfig", "pseudo_labels"]
