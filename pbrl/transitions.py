@@ -244,6 +244,29 @@ class TransitionLog:
             array.flags.writeable = False  # this view of the buffer only; the log goes on writing its own
         return TransitionView(**arrays, pos=self.pos, capacity=self.capacity, env_id=self.env_id)
 
+    def episodes(self) -> list[dict[str, np.ndarray]]:
+        """Every whole episode in the log (begun and finished inside it), oldest first per env, each
+        a dict of per-step arrays named as :func:`pbrl.datasets.stack_episodes` takes them: ``obs``,
+        ``actions``, ``next_obs``, ``rewards`` (true), ``successes``, ``terminated``, ``truncated``
+        (the last step when it was not a true termination) and ``sim_states`` when logged."""
+        if not self.arrays:
+            return []
+        rows, a, out = self._rows_oldest_first(), self.arrays, []
+        names = {"obs": "obs", "actions": "actions", "next_obs": "next_obs", "rewards": "true_rewards",
+                 "successes": "successes", "sim_states": "sim_states"}
+        for e in range(self.n_envs):
+            episode = a["episode"][rows, e]
+            for chunk in np.split(rows, np.flatnonzero(np.diff(episode)) + 1):
+                begun, finished = a["step"][chunk[0], e] == 0, a["episode"][chunk[-1], e] != self._episode[e]
+                if not (begun and finished):
+                    continue
+                steps = {key: a[name][chunk, e] for key, name in names.items() if name in a}
+                steps["terminated"] = a["terminals"][chunk, e]
+                steps["truncated"] = np.zeros(len(chunk), bool)
+                steps["truncated"][-1] = not steps["terminated"][-1]
+                out.append(steps)
+        return out
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
         meta = np.array(
