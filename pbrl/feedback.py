@@ -2,7 +2,9 @@
 
 A round (B-Pref's ``learn_reward``): draw a pool of candidate pairs from recent
 transitions, let the query strategy pick ``n``, persist the chosen segments and queries,
-have the teacher answer them (each label committed as it arrives), measure the learner's
+have the teacher answer them and commit the labels (a :class:`~pbrl.teachers.base.Teacher`
+labels at once and the loop stores its labels; a :class:`~pbrl.teachers.base.QueuedTeacher`'s
+people answer on the labeling page, whose server stores each answer as it arrives), measure the learner's
 accuracy on those new labels *before* it trains on them (a genuinely held-out accuracy),
 then update the learner on every label so far.
 
@@ -27,9 +29,9 @@ import numpy as np
 from pbrl.learners.base import PreferenceLearner, RewardLearner
 from pbrl.metrics import pearson, preference_accuracy
 from pbrl.query import QueryConfig, QueryContext, make_strategy, select_queries
-from pbrl.segments import CandidatePairs
+from pbrl.segments import CandidatePairs, SegmentBatch
 from pbrl.store import PreferenceStore
-from pbrl.teachers.base import Teacher
+from pbrl.teachers.base import QueuedTeacher, Teacher
 from pbrl.transitions import TransitionLog
 
 
@@ -89,7 +91,7 @@ class FeedbackLoop:
         config: FeedbackConfig,
         query: QueryConfig,
         learner: PreferenceLearner,
-        teacher: Teacher,
+        teacher: Teacher | QueuedTeacher,
         store: PreferenceStore,
         log: TransitionLog,
         episode_length: int,
@@ -122,7 +124,8 @@ class FeedbackLoop:
         """Ask, label, persist and learn (or postpone when no whole segment exists yet)."""
         cfg, started = self.config, time.perf_counter()
         n = min(cfg.per_round, cfg.budget - self.asked)
-        self.teacher.calibrate(self._mean_segment_return(recent_returns))
+        if isinstance(self.teacher, Teacher):
+            self.teacher.calibrate(self._mean_segment_return(recent_returns))
 
         first = self.round_index == 0 and self.query.first_round_uniform
         strategy, name = (make_strategy("uniform"), "uniform") if first else (self.strategy, self.query.strategy)
@@ -152,7 +155,7 @@ class FeedbackLoop:
         left = left.with_ids(self.store.add_segments(left))
         right = right.with_ids(self.store.add_segments(right))
         query_ids = self.store.add_queries(left.ids, right.ids, self.round_index, self.teacher.name)
-        labels = self.teacher.answer(query_ids, left, right, self.rng, self.store)
+        labels = self._answers(query_ids, left, right)
 
         metrics: dict[str, float] = {
             "teacher/asked": float(self.asked),
@@ -215,9 +218,16 @@ class FeedbackLoop:
         if not pending:
             return 0
         query_ids, left_ids, right_ids = (np.asarray(c) for c in zip(*pending))
-        left, right = self.store.segment_batch(left_ids), self.store.segment_batch(right_ids)
-        self.teacher.answer(query_ids, left, right, self.rng, self.store)
+        self._answers(query_ids, self.store.segment_batch(left_ids), self.store.segment_batch(right_ids))
         return len(query_ids)
+
+    def _answers(self, query_ids: np.ndarray, left: SegmentBatch, right: SegmentBatch) -> np.ndarray:
+        """The teacher's labels of persisted queries, committed to the store (see the module docstring)."""
+        if isinstance(self.teacher, QueuedTeacher):
+            return self.teacher.ask(query_ids, self.store)
+        labels = self.teacher.label(left, right, self.rng)
+        self.store.add_labels(query_ids, labels, self.teacher.name)
+        return labels
 
     # ----------------------------------------------------------------- resume
     def resume(self, state: dict[str, Any], trained_labels: int) -> dict[str, float]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pbrl.datasets import Episodes, OfflinePreferenceData, cut_segments, draw_pairs, label_dataset, stack_episodes
-from pbrl.teachers.synthetic import SyntheticTeacher, preset
+from pbrl.teachers.synthetic import SyntheticTeacher, SyntheticTeacherConfig
 
 
 def fake_episodes(rng: np.random.Generator, lengths=(30, 12, 25), sim_states: bool = True) -> Episodes:
@@ -32,7 +32,7 @@ def fake_dataset(seed: int = 0, teacher=None, **kwargs) -> OfflinePreferenceData
     left, right = draw_pairs(40, 60, rng)
     data = OfflinePreferenceData("test:fake", episodes, seg_episode, seg_start, 10, left, right,
                                  np.full(60, np.nan, np.float32), {"note": "fake", "nested": {"beta": math.inf}})
-    return label_dataset(data, teacher or SyntheticTeacher(preset("oracle")), rng)
+    return label_dataset(data, teacher or SyntheticTeacher(SyntheticTeacherConfig("oracle")), rng)
 
 
 def test_stack_episodes_back_to_back_with_exact_dtypes():
@@ -58,7 +58,7 @@ def test_labels_follow_the_teacher_and_skips_leave_the_learner_dataset():
     returns = data.segment_batch(np.arange(40)).truth.returns
     expected = (returns[data.left] >= returns[data.right]).astype(np.float32)
     np.testing.assert_array_equal(data.labels, expected)
-    skipping = fake_dataset(teacher=SyntheticTeacher(preset("skip", eps_skip=1.0)))
+    skipping = fake_dataset(teacher=SyntheticTeacher(SyntheticTeacherConfig("skip", eps_skip=1.0)))
     kept = ~np.isnan(skipping.labels)
     assert 0 < kept.sum() < len(kept)
     prefs = skipping.preferences()

@@ -91,14 +91,13 @@ def test_human_teacher_returns_consensus_and_goes_on_after_its_timeout(tmp_path,
     store, queries = stateless_store(tmp_path / "p.sqlite", pairs=3)
     config = HumanTeacherConfig(port=0, round_timeout=0.5, annotators=("alice",))
     teacher = HumanTeacher(config, "gym:HalfCheetah-v5", budget=30)
-    with pytest.raises(TypeError, match="labeling page"):
-        teacher.label(None, None, np.random.default_rng())
+    assert not hasattr(teacher, "label")  # people are not a Teacher: they answer persisted queries only
     queue = LabelQueue(store)
-    queue.add_annotator("alice")
-    first = queue.next_for("alice")
-    queue.submit("alice", first.query_id, "left", "alice-0001")
     try:
-        labels = teacher.answer(queries, None, None, np.random.default_rng(), store)
+        teacher.serve(store)  # makes alice's link (printed once: the store keeps only its digest)
+        first = queue.next_for("alice")
+        queue.submit("alice", first.query_id, "left", "alice-0001")
+        labels = teacher.ask(queries, store)
     finally:
         teacher.close()
     stored = store.execute(f"SELECT label FROM labels WHERE query_id = {first.query_id}")[0][0]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pbrl.teachers import PRESETS, SyntheticTeacher, SyntheticTeacherConfig, preset
+from pbrl.teachers import PRESETS, RegretTeacherConfig, SyntheticTeacher, SyntheticTeacherConfig
 
 
 def rewards(*rows):
@@ -76,7 +76,19 @@ def test_presets_are_the_six_bpref_teachers():
     assert PRESETS["stoc"].beta == 1.0 and PRESETS["mistake"].eps_mistake == 0.1
     assert PRESETS["skip"].eps_skip == 0.1 and PRESETS["equal"].eps_equal == 0.1 and PRESETS["myopic"].gamma == 0.9
     assert math.isinf(PRESETS["oracle"].beta)
-    assert preset("oracle", eps_mistake=0.2).eps_mistake == 0.2
+    assert all(config.preset == name and config.resolved() is config for name, config in PRESETS.items())
+
+
+def test_a_config_is_a_preset_with_its_knobs_overridden():
+    mistake = SyntheticTeacherConfig("mistake", eps_mistake=0.2, gamma=0.5)
+    assert (mistake.beta, mistake.eps_skip) == (None, None)  # unset: the preset's, so a preset change carries over
+    assert mistake.resolved() == SyntheticTeacherConfig("mistake", math.inf, 0.5, 0.2, 0.0, 0.0)
+    assert SyntheticTeacherConfig("stoc").resolved().beta == 1.0 and SyntheticTeacherConfig("stoc", beta=2.0).resolved().beta == 2.0
+    assert SyntheticTeacher(SyntheticTeacherConfig("myopic")).config.gamma == 0.9
+    regret = RegretTeacherConfig("skip", expert="agent.zip").resolved()
+    assert isinstance(regret, RegretTeacherConfig) and regret.eps_skip == 0.1 and regret.expert == "agent.zip"
+    with pytest.raises(ValueError, match="teacher.expert_samples"):
+        RegretTeacherConfig(expert_samples=0)
 
 
 @pytest.mark.parametrize("knob", [{"gamma": 0.0}, {"eps_mistake": 1.5}, {"beta": -1.0}, {"eps_skip": -0.1}])
@@ -86,5 +98,37 @@ def test_out_of_range_knobs_name_the_field(knob):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match="unknown teacher preset"):
-        preset("perfect")
+    with pytest.raises(ValueError, match=r"teacher.preset='perfect' is unknown"):
+        SyntheticTeacherConfig("perfect")
+
+
+def test_the_loop_stores_a_teachers_labels_and_nothing_for_queued_people():
+    from pbrl.feedback import FeedbackConfig, FeedbackLoop
+    from pbrl.learners import BTEnsemble, BTEnsembleConfig
+    from pbrl.query import QueryConfig
+    from pbrl.store import PreferenceStore
+    from pbrl.teachers import QueuedTeacher
+    from tests.helpers import filled_log
+
+    class Page(QueuedTeacher):
+        def __init__(self):
+            self.asked = []
+
+        def ask(self, query_ids, store):
+            self.asked.append(list(query_ids))
+            return np.full(len(query_ids), np.nan)
+
+    def round_with(teacher):
+        store = PreferenceStore(":memory:")
+        loop = FeedbackLoop(FeedbackConfig(budget=6, per_round=6, first_query_step=0, segment_length=10),
+                            QueryConfig(strategy="uniform"), BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(8,), max_epochs=1)),
+                            teacher, store, filled_log(), episode_length=100, rng=np.random.default_rng(0))
+        return loop.run_round(300, [1.0]), store
+
+    result, store = round_with(SyntheticTeacher(name="oracle"))
+    stored = store.execute("SELECT label, annotator FROM labels ORDER BY query_id")
+    assert [label for label, _ in stored] == list(result.labels) and {who for _, who in stored} == {"oracle"}
+    page = Page()
+    result, store = round_with(page)
+    assert len(page.asked[0]) == 6 and store.counts().asked == 6 and store.counts().labeled == 0
+    assert np.isnan(result.labels).all()

@@ -1,8 +1,8 @@
 """Teachers: synthetic (B-Pref), regret (Knox et al.), human (a labeling web page)."""
 
-from pbrl.teachers.base import Teacher
+from pbrl.teachers.base import QueuedTeacher, Teacher
 from pbrl.teachers.human import HumanTeacher, HumanTeacherConfig
-from pbrl.teachers.regret import RegretTeacher
-from pbrl.teachers.synthetic import PRESETS, SyntheticTeacher, SyntheticTeacherConfig, preset
+from pbrl.teachers.regret import RegretTeacher, RegretTeacherConfig
+from pbrl.teachers.synthetic import PRESETS, SyntheticTeacher, SyntheticTeacherConfig
 
-__all__ = ["PRESETS", "HumanTeacher", "HumanTeacherConfig", "RegretTeacher", "SyntheticTeacher", "SyntheticTeacherConfig", "Teacher", "preset"]
+__all__ = ["PRESETS", "HumanTeacher", "HumanTeacherConfig", "QueuedTeacher", "RegretTeacher", "RegretTeacherConfig", "SyntheticTeacher", "SyntheticTeacherConfig", "Teacher"]

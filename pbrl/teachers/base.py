@@ -1,4 +1,11 @@
-"""The teacher interface: whoever answers "which of these two segments is better?"."""
+"""Who answers "which of these two segments is better?": two interfaces, neither of which stores labels.
+
+* :class:`Teacher` — answers at once from what it is shown (synthetic and regret teachers):
+  ``label(left, right, rng) -> labels`` and nothing else; the loop commits its labels.
+* :class:`QueuedTeacher` — people answering persisted queries elsewhere (the labeling page):
+  ``ask(query_ids, store) -> labels`` queues them and waits; the page's server commits each
+  person's answer the moment it arrives, so the loop writes nothing for them.
+"""
 
 from __future__ import annotations
 
@@ -25,21 +32,23 @@ class Teacher(ABC):
     def label(self, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator) -> np.ndarray:
         """Answer ``len(left)`` queries at once."""
 
-    def answer(
-        self, query_ids: np.ndarray, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator,
-        store: PreferenceStore,
-    ) -> np.ndarray:
-        """Answer queries already persisted in ``store`` and make sure their labels are in it.
-
-        The loop calls this, never :meth:`label` directly. The default labels at once and
-        commits the labels under this teacher's name; a teacher whose answers reach the
-        store by another way (people on a web page) overrides it, waits for them, and
-        returns one label per query (NaN where none came).
-        """
-        labels = self.label(left, right, rng)
-        store.add_labels(query_ids, labels, self.name)
-        return labels
-
     def calibrate(self, mean_segment_return: float) -> None:
         """Called before each round with the mean true return of a segment-length slice
         of the agent's recent episodes; B-Pref's skip and equal thresholds scale with it."""
+
+
+class QueuedTeacher(ABC):
+    """People who answer persisted queries outside the process (the labeling page).
+
+    Their answers reach the store through whoever receives them (the labeling server commits
+    each one as it is acknowledged), never through the loop, which only hands over the queries
+    and takes the consensus back.
+    """
+
+    #: Recorded as the teacher of every query handed to these people.
+    name: str = "human"
+
+    @abstractmethod
+    def ask(self, query_ids: np.ndarray, store: PreferenceStore) -> np.ndarray:
+        """Queue the queries persisted in ``store`` under ``query_ids``, wait for answers, and return one
+        consensus label per query (NaN where none came in time)."""

@@ -5,9 +5,10 @@ At its first round the teacher starts the labeling server on the run's preferenc
 it queues the loop's persisted queries for ``annotators_per_pair`` people, renders their
 videos ahead, and waits until every queued pair has its answers — or until
 ``round_timeout`` — printing progress. The server stores each label the moment it is
-acknowledged, so the loop must not write them again: this teacher overrides
-:meth:`Teacher.answer` and returns one consensus label per query (NaN where none came;
-those pairs stay queued, and answers that arrive later count from the next update on).
+acknowledged, so the loop writes nothing for them: this is a
+:class:`~pbrl.teachers.base.QueuedTeacher`, whose :meth:`HumanTeacher.ask` returns one consensus label
+per query (NaN where none came; those pairs stay queued, and answers that arrive later count
+from the next update on).
 
 A run stopped while waiting keeps its queue, assignments and labels in the store; on
 resume the loop asks again for the queries that have no answer and the page carries on.
@@ -24,9 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pbrl.labeling.render import RenderSettings
-from pbrl.segments import SegmentBatch
 from pbrl.store import PreferenceStore
-from pbrl.teachers.base import Teacher
+from pbrl.teachers.base import QueuedTeacher
 
 if TYPE_CHECKING:  # the web stack is an extra (pip install -e '.[label]'); imported when a round needs it
     from pbrl.labeling.server import LabelServer
@@ -81,7 +81,7 @@ class HumanTeacherConfig:
             raise ValueError(f"teacher.human: {error}") from None
 
 
-class HumanTeacher(Teacher):
+class HumanTeacher(QueuedTeacher):
     """Queues each round's pairs on the run's labeling page and waits for people's answers."""
 
     def __init__(self, config: HumanTeacherConfig, env_id: str, budget: int | None = None, name: str = "human",
@@ -90,13 +90,8 @@ class HumanTeacher(Teacher):
         self.poll_seconds, self.report_seconds = poll_seconds, report_seconds  # store polls; progress lines at most
         self.server: LabelServer | None = None  # started at the first round
 
-    def label(self, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator) -> np.ndarray:
-        raise TypeError("people answer persisted queries on the labeling page: call HumanTeacher.answer(query_ids, …)")
-
-    def answer(
-        self, query_ids: np.ndarray, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator,
-        store: PreferenceStore,
-    ) -> np.ndarray:
+    def ask(self, query_ids: np.ndarray, store: PreferenceStore) -> np.ndarray:
+        """Queue the queries for ``annotators_per_pair`` people each, wait (up to ``round_timeout``), return the consensus."""
         server = self.serve(store)
         server.enqueue(query_ids, self.config.annotators_per_pair)
         self._wait(query_ids)

@@ -30,6 +30,7 @@ tests pass exact tabular advantages. Actions are those the loop logs (normalised
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,6 +38,22 @@ from pbrl.segments import SegmentBatch, Segments
 from pbrl.teachers.synthetic import SyntheticTeacher, SyntheticTeacherConfig
 
 Advantage = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class RegretTeacherConfig(SyntheticTeacherConfig):
+    """The ``teacher:`` section of ``type: regret``: B-Pref's preset and knobs, and the expert whose
+    advantage labels (:mod:`pbrl.agents.expert` turns it into the :data:`Advantage` callable)."""
+
+    expert: str | None = None
+    """Path to a SAC agent trained on the true reward (checkpoint/agent.zip of a true-reward SAC run)."""
+    expert_samples: int = 16
+    """Actions sampled from the expert's policy to estimate E_a'~π Q(s, a') in A*(s, a) = Q(s, a) − E_a' Q(s, a')."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.expert_samples < 1:
+            raise ValueError(f"teacher.expert_samples must be ≥ 1, got {self.expert_samples}")
 
 
 class RegretTeacher(SyntheticTeacher):

@@ -32,60 +32,77 @@ from pbrl.segments import SegmentBatch
 from pbrl.teachers.base import Teacher
 
 
+PRESET_NAMES = ("oracle", "stoc", "mistake", "skip", "equal", "myopic")
+"""The six teachers of the B-Pref paper."""
+
+KNOBS = ("beta", "gamma", "eps_mistake", "eps_skip", "eps_equal")
+
+
 @dataclass(frozen=True)
 class SyntheticTeacherConfig:
-    """B-Pref's five teacher knobs (defaults: the perfectly rational oracle)."""
+    """B-Pref's teacher: a preset, with any of its five knobs overridden (None = the preset's value).
 
-    beta: float = math.inf
-    """Rationality β of the Boltzmann choice; inf = always picks the higher return."""
-    gamma: float = 1.0
-    """Myopia γ: step t of an H-step segment is weighted γ^(H−1−t)."""
-    eps_mistake: float = 0.0
-    """Probability of flipping the label."""
-    eps_skip: float = 0.0
-    """Skip when both returns are below eps_skip × mean segment return."""
-    eps_equal: float = 0.0
-    """Label ½ when returns differ by less than eps_equal × mean segment return."""
+    This is the ``teacher:`` config section itself (``type: synthetic``); :meth:`resolved` gives
+    the knobs in effect, which is what the teacher reads. ``SyntheticTeacherConfig(beta=1.0)``
+    is the oracle with β = 1, ``SyntheticTeacherConfig("mistake", eps_mistake=0.2)`` B-Pref's
+    mistake teacher with ε = 0.2.
+    """
+
+    preset: str = "oracle"
+    """B-Pref preset: oracle, stoc (β = 1), mistake (ε = 0.1), skip (eps_skip = 0.1), equal (eps_equal = 0.1), myopic (γ = 0.9); the knobs below override it."""
+    beta: float | None = None
+    """Rationality β of the Boltzmann choice; inf = always picks the higher return (None = the preset's)."""
+    gamma: float | None = None
+    """Myopia γ: step t of an H-step segment is weighted γ^(H−1−t) (None = the preset's)."""
+    eps_mistake: float | None = None
+    """Probability of flipping the label (None = the preset's)."""
+    eps_skip: float | None = None
+    """Skip when both returns are below eps_skip × mean segment return (None = the preset's)."""
+    eps_equal: float | None = None
+    """Label ½ when returns differ by less than eps_equal × mean segment return (None = the preset's)."""
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESET_NAMES:
+            raise ValueError(f"teacher.preset={self.preset!r} is unknown; choose one of {sorted(PRESET_NAMES)}")
+        knobs = self.resolved()
         checks = {
-            "beta": self.beta >= 0,
-            "gamma": 0 < self.gamma <= 1,
-            "eps_mistake": 0 <= self.eps_mistake <= 1,
-            "eps_skip": self.eps_skip >= 0,
-            "eps_equal": self.eps_equal >= 0,
+            "beta": knobs.beta >= 0,
+            "gamma": 0 < knobs.gamma <= 1,
+            "eps_mistake": 0 <= knobs.eps_mistake <= 1,
+            "eps_skip": knobs.eps_skip >= 0,
+            "eps_equal": knobs.eps_equal >= 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
-                    f"teacher.{name}={getattr(self, name)} is out of range "
+                    f"teacher.{name}={getattr(knobs, name)} is out of range "
                     "(beta ≥ 0, 0 < gamma ≤ 1, 0 ≤ eps_mistake ≤ 1, eps_skip ≥ 0, eps_equal ≥ 0)"
                 )
 
+    def resolved(self) -> "SyntheticTeacherConfig":
+        """The same config (same type) with every knob set: the preset's value where this one has None."""
+        unset = {name: getattr(PRESETS[self.preset], name) for name in KNOBS if getattr(self, name) is None}
+        return replace(self, **unset) if unset else self
 
-#: The six teachers of the B-Pref paper, by name.
+
+_ORACLE = SyntheticTeacherConfig("oracle", beta=math.inf, gamma=1.0, eps_mistake=0.0, eps_skip=0.0, eps_equal=0.0)
+
+#: The six teachers of the B-Pref paper, by name, every knob set.
 PRESETS: dict[str, SyntheticTeacherConfig] = {
-    "oracle": SyntheticTeacherConfig(),
-    "stoc": SyntheticTeacherConfig(beta=1.0),
-    "mistake": SyntheticTeacherConfig(eps_mistake=0.1),
-    "skip": SyntheticTeacherConfig(eps_skip=0.1),
-    "equal": SyntheticTeacherConfig(eps_equal=0.1),
-    "myopic": SyntheticTeacherConfig(gamma=0.9),
+    "oracle": _ORACLE,
+    "stoc": replace(_ORACLE, preset="stoc", beta=1.0),
+    "mistake": replace(_ORACLE, preset="mistake", eps_mistake=0.1),
+    "skip": replace(_ORACLE, preset="skip", eps_skip=0.1),
+    "equal": replace(_ORACLE, preset="equal", eps_equal=0.1),
+    "myopic": replace(_ORACLE, preset="myopic", gamma=0.9),
 }
-
-
-def preset(name: str, **overrides: float) -> SyntheticTeacherConfig:
-    """A B-Pref preset by name, optionally with some knobs overridden."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown teacher preset {name!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
 
 
 class SyntheticTeacher(Teacher):
     """Scripted teacher labeling from true rewards with B-Pref's noise model."""
 
     def __init__(self, config: SyntheticTeacherConfig = SyntheticTeacherConfig(), name: str = "synthetic") -> None:
-        self.config = config
+        self.config = config.resolved()  # every knob set
         self.name = name
         self.skip_threshold = 0.0
         self.equal_threshold = 0.0
