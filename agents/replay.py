@@ -4,7 +4,9 @@
   new learned reward, in large chunks on the learner's device
   (``rewards[:size] = r̂(obs, act, next_obs)``), so SAC never mixes old and new rewards.
 * **Intrinsic reward** — during unsupervised pre-training, sampled batches carry the
-  state-entropy reward of their next states instead of the stored reward.
+  state-entropy reward of their states ``s_t`` instead of the stored reward (B-Pref's
+  ``agent/sac.py`` ``update_state_ent`` scores ``obs``; ``StateEntropyReward(on="next_obs")``
+  scores ``s_{t+1}`` instead).
 
 And QPA's **hybrid experience replay** (Hu et al., ICLR 2024): with ``recent_fraction = ω``
 each batch of ``B`` takes ``round(ω·B)`` transitions uniformly from the ``recent_window``
@@ -61,20 +63,34 @@ class PreferenceReplayBuffer(ReplayBuffer):
         return self._get_samples(np.concatenate([uniform, latest]), env=env)
 
     def relabel(self, learner: RewardLearner, chunk: int = 100_000) -> None:
-        """Overwrite every stored reward with the learner's current reward."""
-        device = learner.device
+        """Overwrite every stored reward with the learner's current reward, ``chunk`` rows at a time."""
         rows = self.filled()
         for start in range(0, rows, chunk):
-            stop = min(start + chunk, rows)
-            as_t = lambda a: torch.as_tensor(a[start:stop], device=device).reshape(-1, a.shape[-1])  # noqa: E731
-            rewards = learner.reward_tensor(as_t(self.observations), as_t(self.actions), as_t(self.next_observations))
-            self.rewards[start:stop] = rewards.reshape(stop - start, self.n_envs).cpu().numpy()
+            self.relabel_rows(learner, start, min(start + chunk, rows))
+
+    def relabel_latest(self, learner: RewardLearner) -> None:
+        """Relabel the most recently stored row (SB3 stores a step's transition after the callback ran)."""
+        row = (self.pos - 1) % self.buffer_size
+        self.relabel_rows(learner, row, row + 1)
+
+    def relabel_rows(self, learner: RewardLearner, start: int, stop: int) -> None:
+        """``rewards[start:stop] = r̂(s, a, s')``, computed on the learner's device."""
+        as_t = lambda a: torch.as_tensor(a[start:stop], device=learner.device).reshape(-1, a.shape[-1])  # noqa: E731
+        rewards = learner.reward_tensor(as_t(self.observations), as_t(self.actions), as_t(self.next_observations))
+        self.rewards[start:stop] = rewards.reshape(stop - start, self.n_envs).cpu().numpy()
 
     def _get_samples(self, batch_inds: np.ndarray, env=None) -> ReplayBufferSamples:
-        samples = super()._get_samples(batch_inds, env)
+        return self._with_intrinsic(super()._get_samples(batch_inds, env))
+
+    def _stored_states(self) -> torch.Tensor:
+        """Every stored ``s_t``, ``[rows·n_envs, obs]`` on the buffer's device (the k-NN reference set)."""
+        rows = self.filled()
+        return torch.as_tensor(self.observations[:rows].reshape(rows * self.n_envs, -1), device=self.device)
+
+    def _with_intrinsic(self, samples: ReplayBufferSamples) -> ReplayBufferSamples:
+        """The batch with its stored rewards swapped for the state-entropy reward while :attr:`intrinsic` is set."""
         if self.intrinsic is None:
             return samples
-        rows = self.filled()
-        reference = torch.as_tensor(self.observations[:rows].reshape(rows * self.n_envs, -1), device=self.device)
-        rewards = self.intrinsic(samples.next_observations.float(), reference.float()).reshape(-1, 1)
+        states = samples.observations if self.intrinsic.on == "obs" else samples.next_observations
+        rewards = self.intrinsic(states.float(), self._stored_states().float()).reshape(-1, 1)
         return samples._replace(rewards=rewards.to(samples.rewards.dtype))

@@ -7,12 +7,18 @@ the state distribution with the intrinsic reward
 
 the distance from ``s`` to its k-th nearest neighbour among the states collected so far
 (k = 5), divided by a running estimate of its standard deviation. Reward computed on the
-sampled batch at update time, as in B-Pref's ``update_state_ent``.
+sampled batch at update time for the batch's states ``s_t``, as in B-Pref's
+``update_state_ent`` (``agent/sac.py``: ``compute_state_entropy(obs, full_obs, k=K)``).
+``on="next_obs"`` scores ``s_{t+1}`` instead (what pbrl did before; kept as an option).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+STATE_ENTROPY_ON = ("obs", "next_obs")
 
 
 def knn_distance(states: torch.Tensor, reference: torch.Tensor, k: int = 5, chunk: int = 4096) -> torch.Tensor:
@@ -49,11 +55,16 @@ class RunningStd:
 class StateEntropyReward:
     """Normalised k-NN state-entropy reward over a growing set of states."""
 
-    def __init__(self, k: int = 5) -> None:
+    def __init__(self, k: int = 5, on: Literal["obs", "next_obs"] = "obs") -> None:
+        if on not in STATE_ENTROPY_ON:
+            raise ValueError(f"the state-entropy reward is computed on one of {STATE_ENTROPY_ON}, got {on!r}")
         self.k = k
+        self.on = on
+        """Which state of a transition is scored: ``"obs"`` = s_t (B-Pref), ``"next_obs"`` = s_{t+1}."""
         self.stats = RunningStd()
 
-    def __call__(self, next_obs: torch.Tensor, all_obs: torch.Tensor) -> torch.Tensor:
-        entropy = knn_distance(next_obs, all_obs, self.k)
+    def __call__(self, states: torch.Tensor, all_obs: torch.Tensor) -> torch.Tensor:
+        """Normalised reward ``r_int(s)`` of ``states`` [B, d] against every stored state ``all_obs`` [N, d]."""
+        entropy = knn_distance(states, all_obs, self.k)
         self.stats.update(entropy)
         return entropy / self.stats.std

@@ -1,0 +1,376 @@
+"""FastSAC: stable-baselines3's SAC with one fused update per gradient step.
+
+A subclass of SB3's :class:`~stable_baselines3.SAC` that replaces only ``train()`` — the
+policy, actor, critics, optimizers, logger keys, ``save``/``load``, ``predict`` and the
+callbacks are SB3's own, so everything built around SB3 SAC (PEBBLE's relabel and critic
+reset, checkpoints, evaluation) works unchanged. One gradient step computes, with the
+same maths as ``SAC.train`` (Haarnoja et al., 2018; SB3's choices kept):
+
+* actor sample for ``s`` and ``s'``: ``u = μ(s) + σ(s)·ε``, ``a = tanh u``,
+  ``log π(a|s) = Σ_i [log N(u_i; μ_i, σ_i) − log(1 − a_i² + 10⁻⁶)]``, ``log σ ∈ [−20, 2]``;
+* temperature: ``L_α = −log α · (log π(a|s) + H̄)`` with ``H̄ = −dim(A)`` (α used below is
+  the value *before* this step, as in SB3);
+* critic: ``y = r + γ (1 − d) (min_j Q̄_j(s', a') − α log π(a'|s'))``,
+  ``L_Q = ½ Σ_j mean (Q_j(s, a) − y)²``;
+* actor, through the *updated* critics: ``L_π = mean(α log π(a|s) − min_j Q_j(s, a))``;
+* Polyak ``Q̄ ← (1 − τ) Q̄ + τ Q`` whenever ``gradient_step % target_update_interval == 0``.
+
+What makes it fast (none of it changes the numbers beyond float rounding):
+
+* **twin critic as one batched network**: the ``n_critics`` Q-networks' layers are
+  stacked, ``W ∈ R^{n×in×out}``, and evaluated with one ``baddbmm`` per layer
+  (:func:`stacked_layers`); the stacks are views for autograd, so gradients land in SB3's
+  own ``nn.Linear`` parameters and the critic stays SB3's ``ContinuousCritic``;
+* **no wasted gradients**: the actor loss reads the critics through detached weights, so
+  backward computes no critic weight gradients that SB3 would compute and then discard;
+* **no host sync inside a step**: losses stay on the device until the end of ``train()``;
+  the actor's Gaussian noise is drawn eagerly (SB3's draw order) and passed in, so the
+  update is a pure function of (batch, noise) that ``torch.compile`` can fuse and CUDA
+  graphs can replay;
+* **fused optimizers**: Adam with ``fused=True`` on CPU, ``capturable=True`` on CUDA
+  (set through ``policy_kwargs["optimizer_kwargs"]`` unless the caller set them, so
+  PEBBLE's critic reset, which rebuilds the critic optimizer from these kwargs, keeps them);
+* **execution** (:attr:`FastSAC.execution`): ``"eager"``, ``"compile"``
+  (``torch.compile`` of the update) or ``"graph"`` (CUDA only: the whole update captured
+  once in a CUDA graph with static input buffers and replayed; re-captured when an
+  optimizer or its state is replaced — a critic reset, ``load``, ``set_parameters``).
+  ``"auto"``: ``"graph"`` on CUDA, ``"eager"`` on CPU (measured on one CPU thread, see
+  ``docs/speed.md``).
+
+Differences from SB3 are listed in ``docs/speed.md``. Only ``MlpPolicy`` with Box
+observations and ``use_sde=False`` is supported (PEBBLE's setting); anything else is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
+from torch import nn
+from torch.distributions.utils import _standard_normal
+
+from pbrl.agents.device_replay import DeviceReplayBuffer
+from pbrl.agents.replay import PreferenceReplayBuffer
+
+EXECUTIONS = ("auto", "eager", "compile", "graph")
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+_TANH_EPS = 1e-6  # SB3's SquashedDiagGaussianDistribution.epsilon
+
+
+def stacked_layers(networks: nn.ModuleList, detach: bool = False) -> list[tuple[torch.Tensor, torch.Tensor] | nn.Module]:
+    """The layers of ``n`` identically shaped MLPs as one batched MLP.
+
+    Each ``nn.Linear`` position becomes ``(W, b)`` with ``W = stack_j W_jᵀ`` ``[n, in, out]``
+    and ``b`` ``[n, 1, out]``; activations are shared modules. ``detach``: no gradient to
+    the members' weights (the actor loss needs ∂Q/∂a only).
+    """
+    layers: list[tuple[torch.Tensor, torch.Tensor] | nn.Module] = []
+    for position in zip(*networks):
+        first = position[0]
+        if isinstance(first, nn.Linear):
+            weight = torch.stack([m.weight.detach() if detach else m.weight for m in position]).transpose(1, 2)
+            bias = torch.stack([m.bias.detach() if detach else m.bias for m in position]).unsqueeze(1)
+            layers.append((weight, bias))
+        else:
+            layers.append(first)
+    return layers
+
+
+def batched_q(layers: list, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """``Q_j([s, a])`` for every member ``j`` at once: ``[B, ·]`` inputs → ``[n, B, 1]``."""
+    x = torch.cat([obs.float(), actions], dim=1)  # SB3 preprocess_obs: Box observations as float32
+    n = layers[0][0].shape[0]
+    x = x.unsqueeze(0).expand(n, -1, -1)
+    for layer in layers:
+        x = torch.baddbmm(layer[1], x, layer[0]) if isinstance(layer, tuple) else layer(x)
+    return x
+
+
+def squashed_gaussian_sample(actor: nn.Module, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SB3's ``actor.action_log_prob`` with the standard-normal noise ``ε`` given: ``(a, log π(a|s))``, ``[B, A]``, ``[B]``.
+
+    ``u = μ + σ ε``, ``a = tanh u``,
+    ``log π = Σ_i [−(u_i − μ_i)²/(2σ_i²) − log σ_i − log √(2π)] − Σ_i log(1 − a_i² + 10⁻⁶)``
+    (the same expression order as ``torch.distributions.Normal.log_prob`` and SB3).
+    """
+    latent = actor.latent_pi(obs.float())
+    mean = actor.mu(latent)
+    log_std = torch.clamp(actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)
+    std = torch.ones_like(mean) * log_std.exp()
+    gaussian = mean + noise * std
+    log_prob = (-((gaussian - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI).sum(dim=1)
+    actions = torch.tanh(gaussian)
+    return actions, log_prob - torch.sum(torch.log(1 - actions**2 + _TANH_EPS), dim=1)
+
+
+class FastSAC(SAC):
+    """SB3 SAC whose gradient step is one fused, optionally compiled or graph-captured, update.
+
+    Takes every argument of SB3's ``SAC`` plus ``execution`` (see the module docstring) and
+    ``device_replay``: SB3's or pbrl's replay buffer class (or none given) becomes
+    :class:`~pbrl.agents.device_replay.DeviceReplayBuffer`, the replay on the agent's device
+    (``False``: keep the class given).
+    """
+
+    def __init__(self, policy: Any, env: Any, *args: Any, execution: str = "auto", device_replay: bool = True,
+                 **kwargs: Any) -> None:
+        if execution not in EXECUTIONS:
+            raise ValueError(f"FastSAC execution must be one of {EXECUTIONS}, got {execution!r}")
+        self.execution_request = execution
+        if kwargs.get("use_sde", False):
+            raise ValueError("FastSAC does not support use_sde=True (gSDE); use stable_baselines3.SAC")
+        device = torch.device(kwargs.get("device", "auto") if kwargs.get("device", "auto") != "auto"
+                              else ("cuda" if torch.cuda.is_available() else "cpu"))
+        policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+        optimizer_kwargs = dict(policy_kwargs.get("optimizer_kwargs") or {})
+        if device.type == "cuda":
+            optimizer_kwargs.setdefault("capturable", True)
+        elif device.type == "cpu":
+            optimizer_kwargs.setdefault("fused", True)
+        policy_kwargs["optimizer_kwargs"] = optimizer_kwargs
+        if device_replay and kwargs.get("replay_buffer_class") in (None, ReplayBuffer, PreferenceReplayBuffer):
+            kwargs["replay_buffer_class"] = DeviceReplayBuffer
+        super().__init__(policy, env, *args, policy_kwargs=policy_kwargs, **kwargs)
+
+    # ----------------------------------------------------------------- set-up
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if not isinstance(self.actor.features_extractor, FlattenExtractor):
+            raise ValueError("FastSAC supports MlpPolicy with Box observations only (FlattenExtractor)")
+        for net in (self.actor, self.critic):  # a rebuilt optimizer (PEBBLE's critic reset) gets the same kwargs
+            net.optimizer_kwargs = dict(self.policy.optimizer_kwargs)
+        if self.ent_coef_optimizer is not None:  # SB3 builds it without the policy's optimizer kwargs
+            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1),
+                                                       **self.policy.optimizer_kwargs)
+        self._drop_compiled()
+
+    @property
+    def execution(self) -> str:
+        """The execution actually used: ``auto`` resolved for this model's device."""
+        if self.execution_request == "auto":
+            return "graph" if self.device.type == "cuda" else "eager"
+        if self.execution_request == "graph" and self.device.type != "cuda":
+            raise ValueError("FastSAC execution='graph' needs a CUDA device")
+        return self.execution_request
+
+    def _drop_compiled(self) -> None:
+        self._compiled = None
+        self._graph: _CapturedUpdate | None = None
+
+    def set_parameters(self, *args: Any, **kwargs: Any) -> None:
+        super().set_parameters(*args, **kwargs)
+        self._drop_compiled()  # optimizer state tensors were replaced
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_compiled", "_graph"]
+
+    # ----------------------------------------------------------------- the update
+    def _critic_loss(
+        self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor,
+        dones: torch.Tensor, discounts: torch.Tensor | float, noise_next: torch.Tensor, ent_coef: torch.Tensor,
+    ) -> torch.Tensor:
+        """``L_Q = ½ Σ_j mean (Q_j(s, a) − y)²``, ``y = r + γ (1 − d) (min_j Q̄_j(s', a') − α log π(a'|s'))``."""
+        with torch.no_grad():
+            next_actions, next_log_prob = squashed_gaussian_sample(self.actor, next_obs, noise_next)
+            next_q = batched_q(stacked_layers(self.critic_target.q_networks), next_obs, next_actions)
+            next_q = torch.min(next_q, dim=0).values - ent_coef * next_log_prob.reshape(-1, 1)
+            target_q = rewards + (1 - dones) * discounts * next_q
+        current_q = batched_q(stacked_layers(self.critic.q_networks), obs, actions)
+        return 0.5 * ((current_q - target_q) ** 2).mean(dim=(1, 2)).sum()
+
+    def _actor_loss(self, obs: torch.Tensor, noise_pi: torch.Tensor, ent_coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``L_π = mean(α log π(a|s) − min_j Q_j(s, a))`` through detached critic weights; also ``log π`` (detached)."""
+        actions_pi, log_prob = squashed_gaussian_sample(self.actor, obs, noise_pi)
+        log_prob = log_prob.reshape(-1, 1)
+        q_pi = batched_q(stacked_layers(self.critic.q_networks, detach=True), obs, actions_pi)
+        return (ent_coef * log_prob - torch.min(q_pi, dim=0).values).mean(), log_prob.detach()
+
+    def _update(
+        self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor,
+        dones: torch.Tensor, discounts: torch.Tensor | float, noise_pi: torch.Tensor, noise_next: torch.Tensor,
+        polyak: bool,
+    ) -> torch.Tensor:
+        """One gradient step; returns ``[critic loss, actor loss, α, α loss]`` (device tensor, no sync).
+
+        SB3 steps α, then the critic, then the actor; here the critic goes first, then the
+        actor, then α. The numbers are the same: the α of every loss is the value before
+        this step in both, and the actor's π(·|s) does not depend on the critic's step.
+        Each loss has its own graph and one backward, so each can be compiled alone.
+        """
+        critic_loss_fn, actor_loss_fn = self._loss_functions()
+        ent_coef = torch.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
+
+        critic_loss = critic_loss_fn(obs, actions, next_obs, rewards, dones, discounts, noise_next, ent_coef)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+
+        actor_loss, log_prob = actor_loss_fn(obs, noise_pi, ent_coef)
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+
+        if self.ent_coef_optimizer is not None:
+            # L_α = −log α · (log π(a|s) + H̄), H̄ = target entropy
+            ent_coef_loss = -(self.log_ent_coef * (log_prob + float(self.target_entropy))).mean()
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+        else:
+            ent_coef_loss = torch.zeros((), device=obs.device)
+
+        if polyak:  # Q̄ ← (1 − τ) Q̄ + τ Q
+            with torch.no_grad():
+                target = list(self.critic_target.parameters())
+                torch._foreach_mul_(target, 1 - self.tau)
+                torch._foreach_add_(target, list(self.critic.parameters()), alpha=self.tau)
+        return torch.stack([critic_loss.detach(), actor_loss.detach(), ent_coef.reshape(()), ent_coef_loss.detach()])
+
+    def _loss_functions(self):
+        """The two losses as they run: eager, or compiled once per model (``execution="compile"``)."""
+        if self.execution != "compile":
+            return self._critic_loss, self._actor_loss
+        if self._compiled is None:
+            self._compiled = (torch.compile(self._critic_loss), torch.compile(self._actor_loss))
+        return self._compiled
+
+    def _runner(self, learning_rates_constant: bool, batch_size: int):
+        """The update as it will run: a Python call of :meth:`_update`, or the replay of its CUDA graph.
+
+        The graph is captured for ``self.batch_size`` and constant learning rates; other
+        calls (a changing schedule, another batch size) run the same update uncaptured.
+        """
+        if self.execution != "graph" or not learning_rates_constant or batch_size != self.batch_size:
+            return self._update
+        if self._graph is None or not self._graph.valid(self):
+            self._graph = _CapturedUpdate(self)
+        return self._graph
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        before = [g["lr"] for o in optimizers for g in o.param_groups]
+        self._update_learning_rate(optimizers)
+        constant = before == [g["lr"] for o in optimizers for g in o.param_groups]
+        runner = self._runner(constant, batch_size)
+
+        action_shape = (batch_size, int(np.prod(self.action_space.shape)))
+        stats = []
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            # SB3's draw order: the actor's noise for s first, then for s'
+            noise_pi = _standard_normal(action_shape, dtype=torch.float32, device=self.device)
+            noise_next = _standard_normal(action_shape, dtype=torch.float32, device=self.device)
+            stats.append(runner(data.observations, data.actions, data.next_observations, data.rewards, data.dones,
+                                discounts, noise_pi, noise_next, gradient_step % self.target_update_interval == 0))
+
+        self._n_updates += gradient_steps
+        critic_loss, actor_loss, ent_coef, ent_coef_loss = torch.stack(stats).mean(dim=0).tolist()  # the one host sync
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", ent_coef)
+        self.logger.record("train/actor_loss", actor_loss)
+        self.logger.record("train/critic_loss", critic_loss)
+        if self.ent_coef_optimizer is not None:
+            self.logger.record("train/ent_coef_loss", ent_coef_loss)
+
+
+class _CapturedUpdate:
+    """FastSAC's update captured in a CUDA graph: static input buffers, one replay per step.
+
+    Valid while the optimizers and their state tensors are the ones captured (a critic
+    reset or a load replaces them) and the learning rates are the captured ones.
+    """
+
+    def __init__(self, model: FastSAC) -> None:
+        self.key = self._key(model)
+        batch, obs_dim, act_dim = model.batch_size, model.observation_space.shape[0], int(np.prod(model.action_space.shape))
+        device = model.device
+        new = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731 -- real values, not zeros
+        self.inputs = [new(batch, obs_dim), new(batch, act_dim).clamp(-1, 1), new(batch, obs_dim), new(batch, 1),
+                       torch.zeros(batch, 1, device=device), torch.full((batch, 1), model.gamma, device=device),
+                       new(batch, act_dim), new(batch, act_dim)]
+        self.graphs: dict[bool, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.model = model
+        # warm-up on a side stream (lazy optimizer state, cuBLAS handles), then capture both polyak variants
+        snapshot = _snapshot(model)
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                model._update(*self.inputs, True)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        for polyak in (True, False):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = model._update(*self.inputs, polyak)
+            self.graphs[polyak] = (graph, out)
+        _restore(model, snapshot)  # warm-up and capture ran real steps: undo them
+        self.key = self._key(model)
+
+    @staticmethod
+    def _key(model: FastSAC) -> tuple:
+        optimizers = [model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer]
+        return tuple(
+            (id(o), tuple(g["lr"] for g in o.param_groups),
+             tuple(t.data_ptr() for s in o.state.values() for t in s.values() if torch.is_tensor(t)))
+            for o in optimizers if o is not None
+        )
+
+    def valid(self, model: FastSAC) -> bool:
+        return model is self.model and self._key(model) == self.key
+
+    def __call__(self, *inputs: Any) -> torch.Tensor:
+        *tensors, polyak = inputs
+        for static, value in zip(self.inputs, tensors):
+            static.copy_(value if torch.is_tensor(value) else torch.as_tensor(value, device=static.device).expand_as(static))
+        graph, out = self.graphs[polyak]
+        graph.replay()
+        return out.clone()
+
+
+def _snapshot(model: FastSAC) -> dict[str, Any]:
+    """Copies of every tensor an update mutates (parameters, optimizer state, α)."""
+    optimizers = {"actor": model.actor.optimizer, "critic": model.critic.optimizer, "ent": model.ent_coef_optimizer}
+    return {
+        "params": [p.detach().clone() for p in _mutable_params(model)],
+        "state": {name: [{k: (v.clone() if torch.is_tensor(v) else v) for k, v in s.items()} for s in o.state.values()]
+                  for name, o in optimizers.items() if o is not None},
+        "had_state": {name: len(o.state) > 0 for name, o in optimizers.items() if o is not None},
+    }
+
+
+def _restore(model: FastSAC, snapshot: dict[str, Any]) -> None:
+    """Write the snapshot back in place (captured graphs keep pointing at the same tensors)."""
+    with torch.no_grad():
+        for p, saved in zip(_mutable_params(model), snapshot["params"]):
+            p.copy_(saved)
+        optimizers = {"actor": model.actor.optimizer, "critic": model.critic.optimizer, "ent": model.ent_coef_optimizer}
+        for name, o in optimizers.items():
+            if o is None:
+                continue
+            if not snapshot["had_state"][name]:  # fresh optimizer: step 0, zero moments
+                for s in o.state.values():
+                    for v in s.values():
+                        if torch.is_tensor(v):
+                            v.zero_()
+                continue
+            for s, saved in zip(o.state.values(), snapshot["state"][name]):
+                for k, v in s.items():
+                    if torch.is_tensor(v):
+                        v.copy_(saved[k])
+
+
+def _mutable_params(model: FastSAC) -> list[torch.Tensor]:
+    params = [*model.actor.parameters(), *model.critic.parameters(), *model.critic_target.parameters()]
+    return params + ([model.log_ent_coef] if model.log_ent_coef is not None else [])
+
+

@@ -1,0 +1,178 @@
+"""Plain stable-baselines3 SAC against FastSAC on the true reward, side by side in one run.
+
+Same env, steps, seeds and hyperparameters (SB3's MuJoCo SAC with B-Pref's initial
+temperature: 2×256, batch 256, lr 3e-4, τ 0.005, α auto from 0.1), one torch thread,
+runs interleaved per seed (SB3, then FastSAC) so both see the same machine load. For
+each run: env steps per wall second, process CPU seconds, and the final deterministic
+evaluation return over ``--eval-episodes`` episodes. The report gives the FastSAC/SB3
+ratios (steps/s, CPU seconds) and each implementation's mean final return with a 95%
+bootstrap interval (resampling seeds, then episodes within each seed; 10,000 draws).
+
+The acceptance run (issue 11) is ≥ 50k steps × 3 seeds — hours on a shared 2-core
+machine::
+
+    python -m pbrl.experiments.bench.sac_speed --steps 50000 --seeds 0 1 2
+
+A short run for a quick look (its results say it is short)::
+
+    python -m pbrl.experiments.bench.sac_speed --steps 5000 --seeds 0 1
+
+Writes ``sac_speed.md`` and ``sac_speed.png`` under ``--out-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from pbrl import envs
+from pbrl.agents.fast_sac import FastSAC
+
+IMPLEMENTATIONS = {"sb3": SAC, "fast": FastSAC}
+
+
+@dataclass
+class Run:
+    impl: str
+    seed: int
+    steps: int
+    wall_s: float
+    cpu_s: float
+    returns: list[float]
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.wall_s
+
+
+def sac_kwargs(steps: int, seed: int, device: str, learning_starts: int) -> dict:
+    """The hyperparameters both implementations share."""
+    return dict(learning_rate=3e-4, buffer_size=steps, learning_starts=learning_starts, batch_size=256, tau=0.005,
+                gamma=0.99, ent_coef="auto_0.1", policy_kwargs={"net_arch": [256, 256]}, seed=seed, device=device,
+                verbose=0)
+
+
+def run_one(impl: str, env_id: str, steps: int, seed: int, device: str, learning_starts: int, eval_episodes: int,
+            execution: str) -> Run:
+    venv = DummyVecEnv([lambda: envs.make(env_id, seed=seed)])
+    extra = {"execution": execution} if impl == "fast" else {}
+    model = IMPLEMENTATIONS[impl]("MlpPolicy", venv, **sac_kwargs(steps, seed, device, learning_starts), **extra)
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.learn(steps)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    eval_env = DummyVecEnv([lambda: envs.make(env_id, seed=seed + 10_000)])
+    returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, return_episode_rewards=True)
+    return Run(impl, seed, steps, wall, cpu, [float(r) for r in returns])
+
+
+def bootstrap_mean_ci(per_seed: list[list[float]], draws: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over seeds of each seed's mean return, and its 95% two-level bootstrap interval."""
+    rng = np.random.default_rng(seed)
+    data = [np.asarray(r) for r in per_seed]
+    stats = np.empty(draws)
+    for i in range(draws):
+        seeds = rng.integers(0, len(data), len(data))
+        stats[i] = np.mean([rng.choice(data[s], len(data[s])).mean() for s in seeds])
+    return float(np.mean([d.mean() for d in data])), float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+
+
+def ci_text(ci: tuple[float, float, float]) -> str:
+    return f"{ci[0]:.1f} [{ci[1]:.1f}, {ci[2]:.1f}]"
+
+
+def report(runs: list[Run], args: argparse.Namespace, out_dir: Path) -> str:
+    by = {impl: [r for r in runs if r.impl == impl] for impl in IMPLEMENTATIONS}
+    total = lambda impl, attr: sum(getattr(r, attr) for r in by[impl])  # noqa: E731
+    sps = {impl: sum(r.steps for r in by[impl]) / total(impl, "wall_s") for impl in by}
+    cis = {impl: bootstrap_mean_ci([r.returns for r in by[impl]]) for impl in by}
+    short = args.steps < 50_000 or len(args.seeds) < 3
+    lines = [
+        f"# SB3 SAC vs FastSAC: {args.env}, {args.steps} steps × seeds {args.seeds}, device {args.device}, 1 torch thread",
+        "",
+        *(["**SHORT RUN** (the acceptance run is ≥ 50k steps × 3 seeds): speed ratios are meaningful, "
+           "returns at this length are not a learning comparison.", ""] if short else []),
+        f"Command: `python -m pbrl.experiments.bench.sac_speed --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
+        f"--device {args.device} --execution {args.execution}`; FastSAC execution resolved to "
+        f"`{args.resolved_execution}`; learning starts at {args.learning_starts} steps; "
+        f"{args.eval_episodes} deterministic evaluation episodes per run.",
+        "",
+        "| impl | seed | steps/s (wall) | CPU s | final return (mean of episodes) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        lines.append(f"| {r.impl} | {r.seed} | {r.steps_per_s:.1f} | {r.cpu_s:.1f} | {np.mean(r.returns):.1f} |")
+    lines += [
+        "",
+        "| | SB3 SAC | FastSAC | FastSAC / SB3 |",
+        "| --- | ---: | ---: | ---: |",
+        f"| steps/s (wall, all seeds) | {sps['sb3']:.1f} | {sps['fast']:.1f} | {sps['fast'] / sps['sb3']:.2f}× |",
+        f"| CPU seconds (all seeds) | {total('sb3', 'cpu_s'):.1f} | {total('fast', 'cpu_s'):.1f} | "
+        f"{total('fast', 'cpu_s') / total('sb3', 'cpu_s'):.2f}× (speed-up {total('sb3', 'cpu_s') / total('fast', 'cpu_s'):.2f}×) |",
+        "| final return, mean [95% bootstrap CI] | " + " | ".join(ci_text(cis[i]) for i in IMPLEMENTATIONS) + " | |",
+        "",
+        f"Intervals overlap: {'yes' if cis['sb3'][1] <= cis['fast'][2] and cis['fast'][1] <= cis['sb3'][2] else 'no'}.",
+    ]
+    plot(by, sps, cis, args, out_dir / "sac_speed.png")
+    return "\n".join(lines) + "\n"
+
+
+def plot(by: dict[str, list[Run]], sps: dict[str, float], cis: dict, args: argparse.Namespace, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_speed, ax_ret) = plt.subplots(1, 2, figsize=(8, 3.2))
+    names = list(by)
+    ax_speed.bar(names, [sps[n] for n in names], color=["tab:gray", "tab:blue"])
+    ax_speed.set_ylabel("env steps / s (wall)")
+    means = [cis[n][0] for n in names]
+    errors = [[cis[n][0] - cis[n][1] for n in names], [cis[n][2] - cis[n][0] for n in names]]
+    ax_ret.bar(names, means, yerr=errors, capsize=6, color=["tab:gray", "tab:blue"])
+    ax_ret.set_ylabel("final return (95% bootstrap CI)")
+    fig.suptitle(f"{args.env}, {args.steps} steps × {len(args.seeds)} seeds, {args.device}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="gym:HalfCheetah-v5")
+    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--execution", default="auto", help="FastSAC execution: auto, eager, compile, graph")
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--out-dir", default="experiments/bench/results")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    runs = []
+    for seed in args.seeds:
+        for impl in IMPLEMENTATIONS:
+            runs.append(run_one(impl, args.env, args.steps, seed, args.device, args.learning_starts, args.eval_episodes,
+                                args.execution))
+            print(f"{impl} seed {seed}: {runs[-1].steps_per_s:.1f} steps/s, {runs[-1].cpu_s:.1f} CPU s, "
+                  f"return {np.mean(runs[-1].returns):.1f}", flush=True)
+    probe = FastSAC("MlpPolicy", DummyVecEnv([lambda: envs.make(args.env, seed=0)]), device=args.device,
+                    execution=args.execution, buffer_size=10)
+    args.resolved_execution = probe.execution
+    text = report(runs, args, out_dir)
+    print(text)
+    (out_dir / "sac_speed.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
