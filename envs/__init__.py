@@ -18,6 +18,29 @@ import os
 # run before anything imports mujoco. An explicit MUJOCO_GL from the user wins.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+
+def mujoco_repair_command() -> str:
+    """The one line that reinstalls the MuJoCo pbrl pins (3.3.0, the monolithic package) in this Python."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        pin = next(r.split(";")[0].replace(" ", "") for r in requires("pbrl") or [] if r.startswith("mujoco=="))
+    except (PackageNotFoundError, StopIteration):
+        pin = "mujoco==3.3.0"
+    python = sys.executable
+    return f"{python} -m pip uninstall -y mujoco mujoco-core mujoco-studio && {python} -m pip install '{pin}'"
+
+
+try:  # pbrl's first import of MuJoCo: a broken install gets its repair in one line, not a traceback
+    import mujoco  # noqa: E402, F401
+except (ImportError, OSError, AttributeError) as _error:
+    _reason = (str(_error).strip().splitlines() or [type(_error).__name__])[0]
+    raise SystemExit(
+        f"pbrl: `import mujoco` fails ({type(_error).__name__}: {_reason}) — usually an environment moved across "
+        f"MuJoCo 4's package split (mujoco, mujoco-core, mujoco-studio). Repair: {mujoco_repair_command()}"
+    ) from None
+
 from pbrl.envs.factory import make  # noqa: E402
 from pbrl.envs.registry import UnknownEnvError, available_env_ids, suite_of  # noqa: E402
 from pbrl.envs.rendering import render_states  # noqa: E402

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import gymnasium as gym
@@ -13,6 +15,15 @@ from pbrl import envs
 GYM_IDS = ["gym:HalfCheetah-v5", "gym:Hopper-v5", "gym:Walker2d-v5", "gym:Ant-v5", "gym:Humanoid-v5"]
 METAWORLD_IDS = ["metaworld:door-open-v3", "metaworld:button-press-v3", "metaworld:sweep-into-v3"]
 DMC_IDS = ["dmc:walker-walk", "dmc:cheetah-run", "dmc:quadruped-walk"]
+
+
+def _need_dmc() -> None:
+    """DeepMind Control tests need the dmc extra; CI installs it (make test), so there they never skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        import dm_control  # noqa: F401
+        import shimmy  # noqa: F401
+    else:
+        pytest.importorskip("shimmy", reason="DeepMind Control needs the dmc extra: pip install -e '.[dmc]'")
 
 
 def _actions(env: gym.Env, n: int, seed: int = 0) -> list[np.ndarray]:
@@ -88,7 +99,8 @@ def test_dmc_without_shimmy_says_which_pip_command(monkeypatch: pytest.MonkeyPat
 
 
 def test_dmc_task_list_matches_dm_control() -> None:
-    suite = pytest.importorskip("dm_control.suite")
+    _need_dmc()
+    from dm_control import suite
     expected = {f"dmc:{domain}-{task}" for domain, task in suite.ALL_TASKS}
     assert {i for i in envs.available_env_ids() if i.startswith("dmc:")} == expected
 
@@ -129,7 +141,7 @@ def test_metaworld_contract(env_id: str) -> None:
 
 @pytest.mark.parametrize("env_id", DMC_IDS)
 def test_dmc_contract(env_id: str) -> None:
-    pytest.importorskip("shimmy")
+    _need_dmc()
     env = _check_contract(env_id)
     assert envs.episode_limit(env) == 1000
     assert env.observation_space.shape[0] > 1  # the dict observation was flattened
@@ -138,7 +150,7 @@ def test_dmc_contract(env_id: str) -> None:
 @pytest.mark.parametrize("env_id", ["gym:HalfCheetah-v5", "metaworld:reach-v3", "dmc:cheetah-run"])
 def test_time_limit_truncates(env_id: str) -> None:
     if env_id.startswith("dmc:"):
-        pytest.importorskip("shimmy")
+        _need_dmc()
     env = envs.make(env_id, seed=0, max_episode_steps=7)
     assert envs.episode_limit(env) == 7
     env.reset()
@@ -180,7 +192,7 @@ def _first_observations(env_id: str, seed: int, n: int = 10) -> np.ndarray:
 @pytest.mark.parametrize("env_id", ["gym:Hopper-v5", "metaworld:door-open-v3", "dmc:walker-walk"])
 def test_same_seed_same_observations(env_id: str) -> None:
     if env_id.startswith("dmc:"):
-        pytest.importorskip("shimmy")
+        _need_dmc()
     first = _first_observations(env_id, seed=3)
     np.testing.assert_array_equal(first, _first_observations(env_id, seed=3))
     assert not np.array_equal(first, _first_observations(env_id, seed=4))
@@ -203,7 +215,7 @@ def test_metaworld_goal_changes_between_resets() -> None:
 @pytest.mark.parametrize("env_id", ["gym:Hopper-v5", "gym:HalfCheetah-v5", "metaworld:door-open-v3", "dmc:walker-walk"])
 def test_sim_state_round_trip_replays_trajectory(env_id: str) -> None:
     if env_id.startswith("dmc:"):
-        pytest.importorskip("shimmy")
+        _need_dmc()
     env = envs.make(env_id, seed=0)
     env.reset()
     _rollout(env, _actions(env, 15, seed=1))
@@ -263,7 +275,7 @@ def test_render_shows_the_goal_of_the_episode_it_was_saved_in(egl: None) -> None
 def test_states_render_the_same_in_another_env_of_the_same_id(egl: None, env_id: str) -> None:
     """So a labeling worker can render stored segments with an env of its own."""
     if env_id.startswith("dmc:"):
-        pytest.importorskip("shimmy")
+        _need_dmc()
     env = envs.make(env_id, seed=0)
     for _ in range(3):
         env.reset()
@@ -288,9 +300,31 @@ def test_render_camera_choice_and_errors(egl: None) -> None:
 
 @pytest.mark.parametrize("env_id", ["dmc:walker-walk", "dmc:quadruped-walk"])
 def test_dmc_render(egl: None, env_id: str) -> None:
-    pytest.importorskip("shimmy")
+    _need_dmc()
     env = envs.make(env_id, seed=0)
     _, info = env.reset()
     later = [env.step(a)[4]["sim_state"] for a in _actions(env, 20)][-1]
     frames = envs.render_states(env, np.stack([info["sim_state"], later]), 64, 64)
     assert frames.shape == (2, 64, 64, 3) and not np.array_equal(frames[0], frames[1])
+
+
+# ---- a broken MuJoCo install --------------------------------------------------------------
+
+
+def test_broken_mujoco_install_prints_the_repair_command_not_a_traceback(tmp_path) -> None:
+    """An environment moved across MuJoCo 4's package split fails on `import mujoco`: pbrl says how to repair it."""
+    fake = tmp_path / "mujoco"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "raise ImportError(\"The 'mujoco' package is installed, but its core bindings ('mujoco-core') are missing "
+        "or corrupted (for example, after uninstalling a previous monolithic 'mujoco' package). Repair your "
+        "environment with:\\n  pip install --force-reinstall --no-deps mujoco mujoco-core mujoco-studio\")\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", "from pbrl import envs"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "mujoco-core" in result.stderr
+    assert f"{sys.executable} -m pip uninstall -y mujoco mujoco-core mujoco-studio && {sys.executable} -m pip " \
+           "install 'mujoco==" in result.stderr
