@@ -4,17 +4,22 @@
     pbrl label-server runs/my-run --add bob --add carol                  # the page of a run (or of a stopped one)
     pbrl label-server runs/my-run --store postgresql+psycopg://host/prefs --host 0.0.0.0
     pbrl label-server /tmp/try --demo gym:HalfCheetah-v5                # random-action pairs, to try the page
+    pbrl label-server runs/my-run --add dave --expires 7d                # a link that stops working in a week
+    pbrl label-server runs/my-run --revoke bob                           # bob's link stops working now
     pbrl labels runs/my-run --export labels.jsonl --agreement
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import time
 from pathlib import Path
 
 import numpy as np
 
 from pbrl.experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
+from pbrl.labeling.assignments import LabelQueue, check_annotator_name
 from pbrl.rollout import Rollout
 from pbrl.segments import SegmentBatch
 from pbrl.store import PreferenceStore
@@ -29,6 +34,10 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     server.add_argument("--host", help="address to bind (default: teacher.human.host, 127.0.0.1)")
     server.add_argument("--port", type=int, help="port (default: teacher.human.port, 8765; 0: any free port)")
     server.add_argument("--add", action="append", default=[], metavar="NAME", help="add an annotator (repeatable)")
+    server.add_argument("--expires", metavar="DURATION", help="links made now stop working after DURATION "
+                        "(e.g. 90m, 12h, 7d; plain numbers are seconds)")
+    server.add_argument("--revoke", action="append", default=[], metavar="NAME",
+                        help="end NAME's link now and exit (repeatable); --add NAME later gives a new one")
     server.add_argument("--demo", metavar="ENV_ID", help="make RUN_DIR a demo: random-action pairs of ENV_ID, queued")
     server.add_argument("--pairs", type=int, default=20, help="pairs in a --demo store")
     server.set_defaults(func=_label_server)
@@ -81,8 +90,6 @@ def _disjoint_starts(starts: np.ndarray, length: int) -> np.ndarray:
 def demo_store(path: str | Path, env_id: str, pairs: int, length: int = 50, needed: int = 1,
                seed: int = 0) -> tuple[PreferenceStore, np.ndarray]:
     """A store of ``pairs`` random-action segment pairs of ``env_id``, queued for ``needed`` annotators each."""
-    from pbrl.labeling.assignments import LabelQueue
-
     store = PreferenceStore(path)
     ids = store.add_segments(rollout_segments(env_id, 2 * pairs, length, seed))
     query_ids = store.add_queries(ids[:pairs], ids[pairs:], round_index=0, teacher="human")
@@ -105,7 +112,45 @@ def _store(args: argparse.Namespace) -> PreferenceStore:
     return PreferenceStore(run_dir / "preferences.sqlite")
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _server_options(args: argparse.Namespace) -> float | None:
+    """Check the label server's options (one-line :class:`ConfigError`s); returns when new links expire."""
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in 0..65535 (0: any free port), got {args.port}")
+    for name in args.add + args.revoke:
+        try:
+            check_annotator_name(name, "--add" if name in args.add else "--revoke")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    if args.revoke and (args.add or args.demo or args.expires):
+        raise ConfigError("--revoke only revokes (and exits); run --add NAME (with --expires) separately")
+    if args.expires is None:
+        return None
+    match = _DURATION.match(args.expires.strip())
+    if match is None or float(match[1]) <= 0:
+        raise ConfigError(f"--expires must be a positive duration such as 90m, 12h or 7d, got {args.expires!r}")
+    return time.time() + float(match[1]) * _SECONDS[match[2]]
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    queue = LabelQueue(_store(args))
+    for name in args.revoke:
+        try:
+            queue.revoke(name)
+        except KeyError as error:
+            raise ConfigError(error.args[0]) from None
+        print(f"pbrl: {name}'s link is revoked (their labels stay); a new one: pbrl label-server "
+              f"{args.run_dir} --add {name}", flush=True)
+    return 0
+
+
 def _label_server(args: argparse.Namespace) -> int:
+    expires_at = _server_options(args)
+    if args.revoke:
+        return _revoke(args)
     try:
         from pbrl.labeling.server import LabelServer, default_task
     except ImportError:
@@ -122,16 +167,25 @@ def _label_server(args: argparse.Namespace) -> int:
     server = LabelServer(store, cache_dir, human.task or default_task(config.env), human.render_settings(),
                          args.host or human.host, human.port if args.port is None else args.port, human.lease)
     try:
+        _serve(server, run_dir, list(human.annotators) + args.add, expires_at)
+    except KeyboardInterrupt:  # the way to stop a label server: nothing to resume
+        server.stop()
+        print("\npbrl: label server stopped; every acknowledged label is in the store", flush=True)
+    return 0
+
+
+def _serve(server, run_dir: Path, names: list[str], expires_at: float | None) -> None:  # noqa: ANN001 (LabelServer)
+    """Start ``server``, print its links (making those of new ``names``) and serve until it stops."""
+    try:
         url = server.start()
     except RuntimeError as error:  # the port is taken
         raise ConfigError(str(error)) from None
     print(f"pbrl: labeling page of {run_dir} at {url}/ — one link per annotator (Ctrl-C stops):", flush=True)
-    for who, link in server.links(list(human.annotators) + args.add).items():
+    for who, link in server.links(names, expires_at).items():
         print(f"pbrl:   {who}: {link}", flush=True)
     if server.warning():
         print(f"pbrl: warning: {server.warning()}", flush=True)
     server.wait()
-    return 0
 
 
 def _labels(args: argparse.Namespace) -> int:
@@ -144,7 +198,11 @@ def _labels(args: argparse.Namespace) -> int:
         print(f"{counts.asked} queries asked, {counts.labeled} labeled, {counts.skipped} skipped, "
               f"{counts.pending} pending")
     if args.export:
-        print(f"pbrl: {export_labels(store, args.export)} labels → {args.export}")
+        try:
+            count = export_labels(store, args.export)
+        except ValueError as error:  # an unknown file type
+            raise ConfigError(f"--export: {error}") from None
+        print(f"pbrl: {count} labels → {args.export}")
     if args.agreement:
         print("\n".join(agreement(store).lines()))
     return 0

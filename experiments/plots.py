@@ -30,7 +30,12 @@ def _series(rows: list[dict], x: str, y: str) -> tuple[list[float], list[float]]
 
 
 def plot_runs(run_dirs: list[Path], out: Path) -> Path:
-    """Draw the four panels for every run and save a PNG."""
+    """Draw the four panels for every run and save a PNG; a run without ``metrics.jsonl`` is refused
+    (``FileNotFoundError``) before anything is drawn, rather than giving an empty figure."""
+    for run in run_dirs:
+        if not (Path(run) / "metrics.jsonl").is_file():
+            what = "is not a pbrl run directory (no metrics.jsonl)" if Path(run).is_dir() else "does not exist"
+            raise FileNotFoundError(f"{run} {what}; pbrl plot takes run directories")
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     panels = [
         (axes[0, 0], "step", ["eval/true_return", "train/true_episode_return"], "env steps", "true return"),

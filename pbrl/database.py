@@ -1,4 +1,4 @@
-"""The store's database: its tables (one SQLAlchemy ``MetaData``) and how engines are made.
+"""The store's database: its tables (one SQLAlchemy ``MetaData``), their upgrades, and how engines are made.
 
 SQLite (the embedded default) is opened in WAL mode with ``synchronous=FULL`` — a commit
 is on disk when it returns — and SQLAlchemy, not the ``sqlite3`` module, emits ``BEGIN``:
@@ -10,18 +10,21 @@ Any other SQLAlchemy URL (``postgresql+psycopg://…``) gets a plain pooled engi
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Column, Connection, Double, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-    UniqueConstraint, create_engine, event,
+    UniqueConstraint, create_engine, event, inspect, select, text, update,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-SCHEMA_VERSION = 2
-"""1: meta, segments, queries, labels. 2: + annotators, label_queue, assignments (added in place to a v1 store)."""
+SCHEMA_VERSION = 3
+"""1: meta, segments, queries, labels. 2: + annotators, label_queue, assignments (added in place to a v1 store).
+3: annotators' tokens stored as SHA-256 digests, + ``revoked_at`` and ``expires_at`` (a v2 store is upgraded
+in place by :func:`upgrade`: its plain tokens are hashed, so existing links keep working)."""
 
 METADATA = MetaData()
 meta_table = Table("meta", METADATA, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
@@ -51,7 +54,9 @@ annotators_table = Table(
     "annotators", METADATA,
     Column("name", String(64), primary_key=True), Column("token", String(64), nullable=False, unique=True),
     Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double), Column("expires_at", Double),
 )
+"""``token`` holds :func:`token_digest` of the annotator's token, never the token itself."""
 queue_table = Table(
     "label_queue", METADATA,
     Column("query_id", Integer, ForeignKey("queries.id"), primary_key=True),
@@ -65,6 +70,26 @@ assignments_table = Table(
     Column("label_id", Integer, ForeignKey("labels.id")), Column("request_id", String(64)),
     UniqueConstraint("query_id", "annotator", name="one_assignment_per_annotator"),
 )
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of an annotator's token: its SHA-256 hex digest (tokens carry 192 random bits,
+    so an unsalted fast hash is enough; whoever reads the store cannot label as anyone)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def upgrade(connection: Connection, version: int) -> None:
+    """Bring a store of schema ``version`` (tables already created by ``create_all``) to :data:`SCHEMA_VERSION`
+    inside the caller's transaction. v2 → v3: add the annotators' new columns and hash their plain tokens."""
+    if version == 2:
+        present = {column["name"] for column in inspect(connection).get_columns("annotators")}
+        double = Double().compile(dialect=connection.dialect)
+        for name in ("revoked_at", "expires_at"):
+            if name not in present:
+                connection.execute(text(f"ALTER TABLE annotators ADD COLUMN {name} {double}"))
+        c = annotators_table.c
+        for name, token in connection.execute(select(c.name, c.token)).all():
+            connection.execute(update(annotators_table).where(c.name == name).values(token=token_digest(token)))
 
 
 def make_engine(location: str) -> Engine:

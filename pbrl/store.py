@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 from pbrl.database import (
-    METADATA, SCHEMA_VERSION, labels_table, make_engine, meta_table, queries_table, segments_table,
+    METADATA, SCHEMA_VERSION, labels_table, make_engine, meta_table, queries_table, segments_table, upgrade,
 )
 from pbrl.segments import PreferenceDataset, Provenance, SegmentBatch, Segments, SegmentTruth
 
@@ -148,8 +148,14 @@ class PreferenceStore:
             raise CorruptStoreError(
                 f"preference store {self.path} has schema version {version}, this pbrl reads version {SCHEMA_VERSION}"
             )
-        if version is None or int(version) < SCHEMA_VERSION:  # new, or v1: create_all added the v2 tables
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        if version is None or int(version) < SCHEMA_VERSION:  # new, or older: create_all added the newer tables
+            with self.transaction() as connection:  # once, also when two processes open an old store at once
+                m = meta_table.c
+                version = connection.execute(
+                    select(m.value).where(m.key == "schema_version").with_for_update()).scalar()
+                if version is None or int(version) < SCHEMA_VERSION:
+                    upgrade(connection, int(version or SCHEMA_VERSION))
+                    self._write_meta(connection, "schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -308,5 +314,9 @@ class PreferenceStore:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as connection:
-            if connection.execute(update(meta_table).where(meta_table.c.key == key).values(value=value)).rowcount == 0:
-                connection.execute(insert(meta_table).values(key=key, value=value))
+            self._write_meta(connection, key, value)
+
+    @staticmethod
+    def _write_meta(connection: Connection, key: str, value: str) -> None:
+        if connection.execute(update(meta_table).where(meta_table.c.key == key).values(value=value)).rowcount == 0:
+            connection.execute(insert(meta_table).values(key=key, value=value))

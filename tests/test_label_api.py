@@ -19,6 +19,7 @@ from pbrl.labeling.server import LabelServer  # noqa: E402
 from pbrl.teachers.human import HumanTeacherConfig  # noqa: E402
 from tests.labeling_helpers import queued_store, stateless_store  # noqa: E402
 
+JSON, PLAIN = {"Content-Type": "application/json"}, {"Content-Type": "text/plain"}
 TASK = 'Which is better? <script>alert("x")</script> & "quotes"'
 
 
@@ -26,9 +27,12 @@ def _server(store, tmp_path, **kwargs) -> LabelServer:
     return LabelServer(store, tmp_path / "videos", TASK, RenderSettings(32, 32), port=0, **kwargs)
 
 
+LOCAL = "http://127.0.0.1:8765"  # the Host a browser sends to a server on loopback
+
+
 def _client(server: LabelServer, name: str = "alice") -> TestClient:
     token = server.queue.add_annotator(name)
-    return TestClient(server.app, headers={"Authorization": f"Bearer {token}"})
+    return TestClient(server.app, base_url=LOCAL, headers={"Authorization": f"Bearer {token}"})
 
 
 def _snapshot(store) -> tuple:
@@ -47,7 +51,7 @@ def served(tmp_path):
 
 def test_requests_without_a_valid_token_are_refused(served):
     store, queries, server = served
-    anonymous = TestClient(server.app)
+    anonymous = TestClient(server.app, base_url=LOCAL, headers=JSON)
     server.queue.add_annotator("alice")
     before = _snapshot(store)
     for method, path in [("get", "/api/session"), ("get", "/api/next"), ("get", "/api/progress"),
@@ -68,7 +72,8 @@ def test_every_bad_answer_is_refused_without_touching_the_store(served):
     before = _snapshot(store)
     bad = {
         "malformed JSON": (alice.post("/api/label", content=b'{"pair": 1,', headers={"Content-Type": "application/json"}), 400),
-        "not JSON at all": (alice.post("/api/label", content=b"left please"), 400),
+        "not JSON at all": (alice.post("/api/label", content=b"left please", headers=JSON), 400),
+        "JSON sent as text/plain": (alice.post("/api/label", content=b'{"pair": 1}', headers=PLAIN), 415),
         "unknown pair": (_answer(alice, 10_000), 404),
         "pair not assigned": (_answer(alice, other), 403),
         "pair assigned to someone else": (_answer(bob, pair), 403),
@@ -197,3 +202,136 @@ def test_a_wanted_video_jumps_the_render_queue_and_close_drops_the_rest(tmp_path
     assert all(job.cancelled() for job in middle[2:]) and cache.path(6).exists() and not cache.path(5).exists()
     other, _ = stateless_store(tmp_path / "other.sqlite", pairs=3)  # another store's segment 6 is another video
     assert _server(other, tmp_path).cache.path(6) != cache.path(6) == _server(store, tmp_path).cache.path(6)
+
+
+def _call(app, method: str, headers: dict[str, str]) -> tuple[int, bool]:
+    """One raw ASGI request whose body is never sent: (status, whether the app asked for the body)."""
+    import asyncio
+
+    asked, sent = [], []
+
+    async def receive():  # noqa: ANN202
+        asked.append(True)
+        raise AssertionError("the body was read")
+
+    async def send(message) -> None:  # noqa: ANN001
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": "/api/label", "raw_path": b"/api/label", "query_string": b"",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()], "http_version": "1.1",
+             "scheme": "http", "server": ("127.0.0.1", 8765), "client": ("127.0.0.1", 5000), "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start"), bool(asked)
+
+
+def test_bodies_are_refused_by_size_and_token_before_they_are_read(served):
+    store, queries, server = served
+    token = server.queue.add_annotator("alice")
+    host = {"Host": "127.0.0.1:8765", "Content-Type": "application/json"}
+    # 48 MB announced: refused from the header, with or without a token, before a byte is read
+    assert _call(server.app, "POST", {**host, "Content-Length": str(48 << 20)}) == (413, False)
+    assert _call(server.app, "POST", {**host, "Content-Length": str(48 << 20), "Authorization": f"Bearer {token}"}) \
+        == (413, False)
+    # chunked (no length) and no valid token: 401, the body never read
+    assert _call(server.app, "POST", {**host, "Transfer-Encoding": "chunked"}) == (401, False)
+    assert _call(server.app, "POST", {**host, "Transfer-Encoding": "chunked", "Authorization": "Bearer nope"}) \
+        == (401, False)
+    anonymous = TestClient(server.app, base_url=LOCAL)
+    malformed = anonymous.post("/api/label", content=b'{"pair": 1,', headers=JSON)
+    assert malformed.status_code == 401  # authenticated before parsing (the old app answered 400: it parsed first)
+    chunks = (b"x" * 4096 for _ in range(8))  # 32 KiB without a length, with a token: cut off at the limit
+    assert _client_for(server, token).post("/api/label", content=chunks, headers=JSON).status_code == 413
+
+
+def test_writes_must_be_json_so_no_page_can_post_without_a_preflight(served):
+    store, queries, server = served
+    alice = _client(server)
+    pair = alice.get("/api/next").json()["pair"]["id"]
+    body = b'{"pair": %d, "choice": "left", "request_id": "request-0001"}' % pair
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = alice.post("/api/label", content=body, headers=headers)
+        assert response.status_code == 415 and "application/json" in response.json()["detail"], content_type
+    assert store.counts().labeled == 0
+    assert alice.post("/api/label", content=body, headers={"Content-Type": "application/json; charset=utf-8"}).json()
+
+
+def test_only_the_hosts_the_server_answers_to_are_served(served, tmp_path):
+    store, queries, server = served
+    token = server.queue.add_annotator("alice")
+    auth = {"Authorization": f"Bearer {token}"}
+    for host in ("127.0.0.1:8765", "localhost:8765", "LOCALHOST.", "[::1]:8765"):
+        assert TestClient(server.app, base_url=f"http://{host}").get("/api/session", headers=auth).status_code == 200
+    for host in ("evil.example", "evil.example:8765", "127.0.0.1.nip.io:8765", "10.0.0.8:8765", ""):
+        response = TestClient(server.app).get("/api/session", headers={**auth, "Host": host})
+        assert response.status_code == 400 and "host" in response.json()["detail"], host
+        assert TestClient(server.app).get("/", headers={"Host": host}).status_code == 400
+    wide = _server(store, tmp_path, host="0.0.0.0")  # on every address: any IP, this machine's names, no others
+    check = wide.app.user_middleware[0].kwargs["allow_host"]
+    assert check("192.168.1.20") and check("::1") and check("localhost") and not check("evil.example")
+    proxied = _server(store, tmp_path, allowed_hosts=("label.example.org",))
+    assert proxied.app.user_middleware[0].kwargs["allow_host"]("label.example.org")
+
+
+def test_links_are_stored_hashed_can_be_revoked_and_expire(served):
+    store, queries, server = served
+    token = server.queue.add_annotator("alice")
+    assert server.queue.add_annotator("alice") is None  # a working link is not replaced (nor shown again)
+    stored = store.execute("SELECT token FROM annotators WHERE name = 'alice'")[0][0]
+    assert token not in stored and len(stored) == 64  # SHA-256 digest only
+    alice = TestClient(server.app, base_url=LOCAL, headers={"Authorization": f"Bearer {token}"})
+    assert alice.get("/api/session").status_code == 200
+    server.queue.revoke("alice")
+    refused = alice.get("/api/next")
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    assert alice.get(f"/api/next?token={token}").status_code == 401
+    again = server.queue.add_annotator("alice")  # a new link for the same name
+    assert again and again != token and _client_for(server, again).get("/api/session").json()["annotator"] == "alice"
+    assert alice.get("/api/session").status_code == 401  # the old one stays dead
+    brief = server.queue.add_annotator("bob", expires_at=time.time() + 0.3)
+    assert _client_for(server, brief).get("/api/session").status_code == 200
+    time.sleep(0.4)
+    expired = _client_for(server, brief).get("/api/session")
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+    assert server.queue.annotators() == ["alice"]
+    with pytest.raises(KeyError, match="no annotator named 'carol'"):
+        server.queue.revoke("carol")
+
+
+def _client_for(server: LabelServer, token: str) -> TestClient:
+    return TestClient(server.app, base_url=LOCAL, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_request_id_resent_with_another_answer_is_refused(served):
+    store, queries, server = served
+    alice = _client(server)
+    pair = alice.get("/api/next").json()["pair"]["id"]
+    assert _answer(alice, pair, "left", request_id="request-0007").status_code == 200
+    before = _snapshot(store)
+    for changed in ({"choice": "right"}, {"choice": "skip"}, {"choice": "left", "note": "changed my mind"}):
+        response = _answer(alice, pair, request_id="request-0007", **changed)
+        assert response.status_code == 409 and "request request-0007" in response.json()["detail"], changed
+    assert _answer(alice, pair, "left", request_id="request-0007").json()["duplicate"]  # the same answer: acknowledged
+    assert _snapshot(store) == before
+
+
+def test_video_ids_beyond_64_bits_are_not_found(served):
+    store, queries, server = served
+    alice = _client(server)
+    alice.get("/api/next")
+    for segment in (2**63 - 1, 2**63, 2**64, 10**30):
+        response = alice.get(f"/video/{segment}.mp4")
+        assert response.status_code == 404 and "video" in response.json()["detail"], segment
+
+
+def test_ctrl_c_stops_the_label_server_without_suggesting_a_resume(tmp_path, monkeypatch, capsys):
+    from pbrl.experiments.cli import main
+
+    stopped = []
+    monkeypatch.setattr(LabelServer, "start", lambda self, timeout=30.0: self.url)
+    monkeypatch.setattr(LabelServer, "wait", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(LabelServer, "stop", lambda self: stopped.append(True))
+    code = main(["label-server", str(tmp_path / "try"), "--demo", "gym:HalfCheetah-v5", "--pairs", "2", "--port", "0"])
+    out = capsys.readouterr()
+    assert code == 0 and stopped and "label server stopped" in out.out
+    assert "resume" not in out.out + out.err

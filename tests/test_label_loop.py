@@ -79,8 +79,9 @@ def test_run_with_the_human_teacher_learns_from_a_scripted_annotator(tmp_path, c
     trainer = Trainer(config, tmp_path)
     start_labeling(trainer)  # what `pbrl train --teacher-type human` does: serve from the start, print the links
     teacher = trainer.loop.teacher
-    token = teacher.server.queue.annotators()["annotator"]
-    assert f"{teacher.server.url}/?token={token}" in capsys.readouterr().out
+    link = teacher.server.links()["annotator"]  # made by this server (the store keeps only the token's digest)
+    token = link.split("/?token=")[1]
+    assert link == f"{teacher.server.url}/?token={token}" and link in capsys.readouterr().out
     annotator = ScriptedAnnotator(teacher.server.url, token, tmp_path / "preferences.sqlite")
     annotator.start()
     try:

@@ -3,6 +3,7 @@ human teacher's consensus and round timeout."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sqlite3
@@ -14,7 +15,7 @@ import pytest
 
 from pbrl.database import SCHEMA_VERSION
 from pbrl.labeling.agreement import agreement
-from pbrl.labeling.assignments import LabelQueue
+from pbrl.labeling.assignments import LabelQueue, Unauthorized
 from pbrl.labeling.exchange import export_labels, read_dataset
 from pbrl.store import PreferenceStore
 from tests.labeling_helpers import stateless_store
@@ -38,6 +39,41 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     upgraded = PreferenceStore(f"sqlite:///{path}")  # any SQLAlchemy URL; SQLite's too
     assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION) and upgraded.counts().labeled == 2
     assert LabelQueue(upgraded).add_annotator("alice")
+
+
+def test_a_version_2_store_keeps_its_links_with_the_tokens_hashed(tmp_path):
+    path = tmp_path / "p.sqlite"
+    store, _ = stateless_store(path, pairs=2)
+    store.close()
+    with sqlite3.connect(path) as db:  # what pbrl wrote before tokens were hashed: plain tokens, no revocation
+        db.execute("DROP TABLE annotators")
+        db.execute("CREATE TABLE annotators (name VARCHAR(64) NOT NULL PRIMARY KEY, token VARCHAR(64) NOT NULL "
+                    "UNIQUE, created_at FLOAT NOT NULL)")
+        db.execute("INSERT INTO annotators VALUES ('alice', 'plain-token-of-alice-0123456789ab', 0)")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    upgraded = PreferenceStore(path)
+    assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
+    assert upgraded.execute("SELECT token FROM annotators")[0][0] != "plain-token-of-alice-0123456789ab"
+    queue = LabelQueue(upgraded)
+    assert queue.authenticate("plain-token-of-alice-0123456789ab") == "alice"  # the link given before still works
+    queue.revoke("alice")
+    reopened = LabelQueue(PreferenceStore(path))  # upgraded once: the digest is not hashed again
+    with pytest.raises(Unauthorized, match="alice's link was revoked"):
+        reopened.authenticate("plain-token-of-alice-0123456789ab")
+    assert reopened.annotators() == []
+
+
+def test_csv_export_writes_formulas_as_text(tmp_path):
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=7)
+    queue = LabelQueue(store, seed=0)
+    notes = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "fine = ok"]
+    for i, note in enumerate(notes):
+        queue.submit("alice", queue.next_for("alice").query_id, "left", f"alice-{i:04d}", note)
+    export_labels(store, tmp_path / "labels.csv")
+    with (tmp_path / "labels.csv").open(newline="") as file:
+        written = [row["note"] for row in csv.DictReader(file)]
+    assert written == ["'" + note for note in notes[:-1]] + ["fine = ok"]
+    assert len(read_dataset(tmp_path / "labels.csv", store)) == 7  # numbers are untouched: it still reads back
 
 
 def test_export_and_import_round_trip_as_a_preference_dataset(tmp_path):

@@ -24,7 +24,11 @@ dataset, laid out as::
     /pairs/label          [P] float32            P[left ≻ right] ∈ {0, ½, 1}; NaN = the teacher skipped
 
 Arrays are written with their exact dtypes and read back unchanged (bit for bit), and the
-metadata is plain JSON, so the teacher's configuration travels with its labels.
+metadata is plain JSON, so the teacher's configuration travels with its labels. A dataset is
+checked whole when it is made and when it is loaded — every array present with its shape
+and kind of dtype, numbers finite, episodes back to back, segment and episode indices in
+range, labels in {0, ½, 1} or NaN — and a file that fails is refused with a one-line
+:class:`DatasetError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -40,6 +44,27 @@ from pbrl.segments import PreferenceDataset, Provenance, SegmentBatch, Segments,
 
 FORMAT = "pbrl.preferences"
 FORMAT_VERSION = 1
+_KIND = {"f": "floating-point", "i": "integer", "b": "boolean"}
+
+
+class DatasetError(ValueError):
+    """A file that is not a valid offline preference dataset; the message names the file and the key."""
+
+
+def _check(key: str, value: object, kind: str, shape: tuple[int | None, ...], finite: bool = False) -> np.ndarray:
+    """``value`` if it is an array of dtype ``kind`` (``"f"``, ``"i"``, ``"b"``) and this shape (``None``: any
+    length), with only finite numbers if asked; else a one-line ``ValueError`` naming ``key``."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{key} must be an array, got {type(value).__name__}")
+    dtype_kind = "i" if value.dtype.kind == "u" else value.dtype.kind
+    if dtype_kind != kind:
+        raise ValueError(f"{key} must be {_KIND[kind]}, got dtype {value.dtype}")
+    if value.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, value.shape)):
+        expected = "[" + ", ".join("·" if n is None else str(n) for n in shape) + "]"
+        raise ValueError(f"{key} must have shape {expected}, got {list(value.shape)}")
+    if finite and value.size and not np.isfinite(value).all():
+        raise ValueError(f"{key} holds NaN or infinity (first at {np.argwhere(~np.isfinite(value))[0].tolist()})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -82,11 +107,51 @@ class OfflinePreferenceData:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check the whole dataset (see the module docstring); errors name the HDF5 key at fault."""
+        ep = self.episodes
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"attribute env_id must be an env id such as 'gym:HalfCheetah-v5', got {self.env_id!r}")
+        if isinstance(self.segment_length, bool) or not isinstance(self.segment_length, int) or self.segment_length < 1:
+            raise ValueError(f"attribute segment_length must be a positive integer, got {self.segment_length!r}")
+        if not isinstance(self.metadata, dict):
+            raise ValueError(f"attribute metadata must be a JSON object, got {type(self.metadata).__name__}")
+        steps = len(_check("/episodes/obs", ep.obs, "f", (None, None), finite=True))
+        _check("/episodes/next_obs", ep.next_obs, "f", ep.obs.shape, finite=True)
+        _check("/episodes/actions", ep.actions, "f", (steps, None), finite=True)
+        for name in ("rewards", "successes"):
+            _check(f"/episodes/{name}", getattr(ep, name), "f", (steps,), finite=True)
+        for name in ("terminated", "truncated"):
+            _check(f"/episodes/{name}", getattr(ep, name), "b", (steps,))
+        if ep.sim_states is not None:
+            _check("/episodes/sim_states", ep.sim_states, "f", (steps, None), finite=True)
+        count = len(_check("/episodes/start", ep.start, "i", (None,)))
+        for name in ("length", "policy"):
+            _check(f"/episodes/{name}", getattr(ep, name), "i", (count,))
+        if np.any(ep.length < 1) or ep.length.sum() != steps or np.any(ep.start != np.cumsum(ep.length) - ep.length):
+            raise ValueError(f"/episodes/start and /episodes/length must lay {count} non-empty episodes back to back "
+                             f"over the {steps} steps")
+        policies = self.metadata.get("policies")
+        if np.any(ep.policy < 0) or (isinstance(policies, list) and np.any(ep.policy >= len(policies))):
+            raise ValueError(f"/episodes/policy must index metadata['policies'], got values {ep.policy.min()}.."
+                             f"{ep.policy.max()}")
+        segments = len(_check("/segments/episode", self.segment_episode, "i", (None,)))
+        _check("/segments/start", self.segment_start, "i", (segments,))
+        if np.any(self.segment_episode < 0) or np.any(self.segment_episode >= count):
+            raise ValueError(f"/segments/episode must be episode indices in 0..{count - 1}")
         ends = self.segment_start + self.segment_length
-        if len(self.segment_episode) and np.any(ends > self.episodes.length[self.segment_episode]):
-            raise ValueError("a segment runs past the end of its episode")
-        if len(self.left) and max(self.left.max(), self.right.max()) >= len(self.segment_episode):
-            raise ValueError("a pair names a segment id that does not exist")
+        if np.any(self.segment_start < 0) or np.any(ends > ep.length[self.segment_episode]):
+            raise ValueError("/segments/start: a segment runs past the end of its episode (or starts before it)")
+        pairs = len(_check("/pairs/left", self.left, "i", (None,)))
+        _check("/pairs/right", self.right, "i", (pairs,))
+        for key, ids in (("/pairs/left", self.left), ("/pairs/right", self.right)):
+            if np.any(ids < 0) or np.any(ids >= segments):
+                raise ValueError(f"{key}: a pair names a segment id that does not exist (ids are 0..{segments - 1})")
+        _check("/pairs/label", self.labels, "f", (pairs,))
+        bad = ~(np.isnan(self.labels) | np.isin(self.labels, (0.0, 0.5, 1.0)))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"/pairs/label holds {float(self.labels[row])} at row {row}; a label is 0, 0.5, 1 "
+                             "or NaN (skipped)")
 
     def segment_rows(self, ids: np.ndarray) -> np.ndarray:
         """Rows into the episode arrays of each step of segments ``ids``, ``[len(ids), T]``."""
@@ -140,23 +205,67 @@ class OfflinePreferenceData:
 
     @classmethod
     def load(cls, path: str | Path) -> "OfflinePreferenceData":
-        """Read a dataset written by :meth:`save`."""
+        """Read a dataset written by :meth:`save`, checked whole; :class:`DatasetError` names what is wrong."""
         import h5py
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no preference dataset at {path}; make one with `pbrl collect`")
-        with h5py.File(path, "r") as f:
+        try:
+            file = h5py.File(path, "r")
+        except OSError as error:
+            raise DatasetError(f"{path} is not a readable HDF5 file ({error}); make one with `pbrl collect`") from None
+        with file as f:
             if f.attrs.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a pbrl preference dataset (format attribute {f.attrs.get('format')!r})")
-            if int(f.attrs["format_version"]) != FORMAT_VERSION:
-                raise ValueError(f"{path} has format version {f.attrs['format_version']}; this pbrl reads {FORMAT_VERSION}")
-            group = f["episodes"]
-            episodes = Episodes(**{name: group[name][()] for name in group})
-            return cls(
-                env_id=str(f.attrs["env_id"]), episodes=episodes,
-                segment_episode=f["segments/episode"][()], segment_start=f["segments/start"][()],
-                segment_length=int(f.attrs["segment_length"]),
-                left=f["pairs/left"][()], right=f["pairs/right"][()], labels=f["pairs/label"][()],
-                metadata=json.loads(f.attrs["metadata"]),
+                raise DatasetError(f"{path} is not a pbrl preference dataset (format attribute {f.attrs.get('format')!r})")
+            if _attribute(f, "format_version", path) != FORMAT_VERSION:
+                raise DatasetError(f"{path} has format version {f.attrs['format_version']}; this pbrl reads {FORMAT_VERSION}")
+            names = {f_.name for f_ in fields(Episodes)}
+            group = f.get("episodes")
+            if not isinstance(group, h5py.Group):
+                raise DatasetError(f"{path}: /episodes is missing or not a group; the file is not a complete dataset")
+            unknown = sorted(set(group) - names)
+            if unknown:
+                raise DatasetError(f"{path}: /episodes/{unknown[0]} is not part of the format (keys: {sorted(names)})")
+            read = lambda key: _dataset(f, key, path)  # noqa: E731
+            episodes = {name: read(f"episodes/{name}") for name in names if name != "sim_states"}
+            if "sim_states" in group:
+                episodes["sim_states"] = read("episodes/sim_states")
+            try:
+                metadata = json.loads(f.attrs.get("metadata", ""))
+            except (TypeError, ValueError):
+                raise DatasetError(f"{path}: attribute metadata is not JSON ({f.attrs.get('metadata')!r:.60})") from None
+            arrays = dict(
+                env_id=f.attrs.get("env_id"), episodes=Episodes(**episodes),
+                segment_episode=read("segments/episode"), segment_start=read("segments/start"),
+                segment_length=_attribute(f, "segment_length", path),
+                left=read("pairs/left"), right=read("pairs/right"), labels=read("pairs/label"), metadata=metadata,
             )
+        try:
+            return cls(**arrays)
+        except ValueError as error:
+            raise DatasetError(f"{path}: {error}") from None
+
+
+def _attribute(f: Any, name: str, path: Path) -> int:
+    """An integer attribute of the file, else a :class:`DatasetError` naming it."""
+    value = f.attrs.get(name)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    raise DatasetError(f"{path}: attribute {name} must be an integer, got {value!r}")
+
+
+def _dataset(f: Any, key: str, path: Path) -> np.ndarray:
+    """The array at ``key``, else a :class:`DatasetError` naming it (missing, not an array, unreadable)."""
+    import h5py
+
+    try:
+        node = f.get(key)
+    except (KeyError, TypeError, ValueError):
+        node = None
+    if not isinstance(node, h5py.Dataset):
+        raise DatasetError(f"{path}: /{key} is missing (or not an array); the file is not a complete dataset")
+    try:
+        return np.asarray(node[()])
+    except (OSError, TypeError, ValueError) as error:
+        raise DatasetError(f"{path}: /{key} cannot be read ({error})") from None

@@ -4,7 +4,9 @@ All of it lives in the preference store, so a labeling server can be restarted (
 second one started against the same store) without losing a queued pair, an open
 assignment or a label.
 
-* An **annotator** is a name with an unguessable token (the token goes in their link).
+* An **annotator** is a name with an unguessable token (the token goes in their link). The
+  store keeps only the token's SHA-256 digest, so a link is shown once, when it is made; a
+  link can be revoked, and may expire (``expires_at``).
 * The **label queue** holds the queries that people should answer, each wanting
   ``needed`` annotators (k annotators per pair).
 * An **assignment** gives one queued query to one annotator, with the left/right order
@@ -13,8 +15,8 @@ assignment or a label.
   left open for longer than the lease no longer holds the query's place, so someone
   else may take it.
 * A **submission** answers an assignment exactly once: a retried submission with the
-  same ``request_id`` is acknowledged again without a second label, a different answer
-  to an answered assignment is refused.
+  same ``request_id`` and the same answer is acknowledged again without a second label; a
+  different answer — under a new request id or the same one — is refused.
 """
 
 from __future__ import annotations
@@ -28,13 +30,23 @@ from typing import NamedTuple
 import numpy as np
 from sqlalchemy import Connection, case, func, insert, or_, select, update
 
-from pbrl.database import annotators_table, assignments_table, labels_table, queries_table, queue_table
+from pbrl.database import annotators_table, assignments_table, labels_table, queries_table, queue_table, token_digest
 from pbrl.store import PreferenceStore
 
 CHOICES: dict[str, float | None] = {"left": 1.0, "right": 0.0, "equal": 0.5, "skip": None}
 """On-screen answers and their label ``P[shown left ≻ shown right]`` (``None``: can't tell)."""
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_annotator_name(name: object, field: str = "annotator name") -> str:
+    """``name`` if it may name an annotator — 1-64 letters, digits, ``_``, ``.`` or ``-``, starting with a
+    letter or digit (it appears in links, exports and command lines) — else a one-line ``ValueError`` naming
+    ``field`` (e.g. ``teacher.human.annotators``)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"{field}: {name!r} is not a valid annotator name; use 1-64 letters, digits, '_', '.' "
+                         "or '-', starting with a letter or digit")
+    return name
 
 
 class LabelingError(Exception):
@@ -53,6 +65,10 @@ class NotAssigned(LabelingError):
 
 class AlreadyLabeled(LabelingError):
     status = 409
+
+
+class Unauthorized(LabelingError):
+    status = 401
 
 
 @dataclass(frozen=True)
@@ -97,26 +113,51 @@ class LabelQueue:
         self.rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ annotators
-    def add_annotator(self, name: str) -> str:
-        """Register ``name`` (letters, digits, ``_.-``) and return its token; an existing name keeps its token."""
-        if not _NAME.match(name):
-            raise ValueError(f"annotator name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    def add_annotator(self, name: str, expires_at: float | None = None) -> str | None:
+        """Give ``name`` a link: returns the new token (shown once: the store keeps only its digest), or
+        ``None`` if ``name`` already has a working link. A revoked or expired name gets a new token;
+        ``expires_at`` (Unix time) ends the new link's validity (``None``: never)."""
+        check_annotator_name(name)
+        c, now = annotators_table.c, time.time()
         with self.store.transaction() as connection:
-            c = annotators_table.c
-            token = connection.execute(select(c.token).where(c.name == name)).scalar()
-            if token is None:
-                token = secrets.token_urlsafe(24)
-                connection.execute(insert(annotators_table).values(name=name, token=token, created_at=time.time()))
+            row = connection.execute(select(c.revoked_at, c.expires_at).where(c.name == name)).first()
+            if row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now):
+                return None
+            token = secrets.token_urlsafe(24)
+            values = {"token": token_digest(token), "created_at": now, "revoked_at": None, "expires_at": expires_at}
+            if row is None:
+                connection.execute(insert(annotators_table).values(name=name, **values))
+            else:
+                connection.execute(update(annotators_table).where(c.name == name).values(**values))
         return token
 
-    def annotators(self) -> dict[str, str]:
-        """Every annotator's name and token."""
-        return dict(self.store.read(select(annotators_table.c.name, annotators_table.c.token)))
+    def revoke(self, name: str) -> None:
+        """End ``name``'s link now (their labels stay; :meth:`add_annotator` gives them a new link)."""
+        c = annotators_table.c
+        with self.store.transaction() as connection:
+            if connection.execute(update(annotators_table).where(c.name == name)
+                                  .values(revoked_at=time.time())).rowcount == 0:
+                known = ", ".join(sorted(connection.execute(select(c.name)).scalars())) or "none"
+                raise KeyError(f"no annotator named {name!r} in {self.store.path} (annotators: {known})")
 
-    def annotator_for(self, token: str) -> str | None:
-        """The annotator a token belongs to, or ``None``."""
-        rows = self.store.read(select(annotators_table.c.name).where(annotators_table.c.token == token))
-        return rows[0][0] if rows else None
+    def annotators(self) -> list[str]:
+        """The names whose link works now (not revoked, not expired)."""
+        c = annotators_table.c
+        statement = select(c.name).where(c.revoked_at.is_(None), or_(c.expires_at.is_(None), c.expires_at > time.time()))
+        return sorted(row[0] for row in self.store.read(statement))
+
+    def authenticate(self, token: str) -> str:
+        """The annotator a token belongs to; :class:`Unauthorized` (401) for an unknown, revoked or expired one."""
+        c = annotators_table.c
+        row = self.store.read(select(c.name, c.revoked_at, c.expires_at).where(c.token == token_digest(token)))
+        if not row:
+            raise Unauthorized("invalid annotator token: ask for a new link")
+        name, revoked_at, expires_at = row[0]
+        if revoked_at is not None:
+            raise Unauthorized(f"{name}'s link was revoked: ask for a new link")
+        if expires_at is not None and expires_at <= time.time():
+            raise Unauthorized(f"{name}'s link expired: ask for a new link")
+        return name
 
     # ------------------------------------------------------------------ the queue
     def enqueue(self, query_ids: np.ndarray, needed: int) -> None:
@@ -186,13 +227,18 @@ class LabelQueue:
             ).first()
             if assignment is None:
                 raise NotAssigned(f"pair {query_id} is not assigned to {annotator}; ask /api/next for your pair")
-            if assignment.label_id is not None:
-                if assignment.request_id == request_id:
-                    return Submission(int(assignment.label_id), duplicate=True)
-                raise AlreadyLabeled(f"pair {query_id} already has {annotator}'s label; a second one is not accepted")
             label = CHOICES[choice]
             if label is not None and assignment.swapped:
                 label = 1.0 - label  # the store's label compares the query's left and right, not the screen's
+            if assignment.label_id is not None:
+                c = labels_table.c
+                stored = connection.execute(select(c.label, c.note).where(c.id == assignment.label_id)).one()
+                if assignment.request_id != request_id:
+                    raise AlreadyLabeled(f"pair {query_id} already has {annotator}'s label; a second one is not accepted")
+                if tuple(stored) != (label, note):
+                    raise AlreadyLabeled(f"request {request_id} already answered pair {query_id} with another choice or "
+                                         "note; a changed answer is not accepted")
+                return Submission(int(assignment.label_id), duplicate=True)
             label_id = self.store.insert_label(
                 connection, query_id, label, annotator, swapped=bool(assignment.swapped),
                 shown_at=assignment.assigned_at, note=note,

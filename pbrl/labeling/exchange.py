@@ -5,7 +5,9 @@
   ``terminals`` where the segment records them, plus its env id, episode and start step), then one ``{"type": "label", ...}`` line per label
   with every column of the store's label row and the query's round and segment ids.
 * **CSV** (for spreadsheets): the label lines only; reading it back needs the store that
-  holds the segments.
+  holds the segments. A text cell that a spreadsheet would run as a formula (it starts
+  with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: an annotator's note
+  ``=HYPERLINK(…)``) is written with a leading ``'``, so it shows as text.
 
 :func:`read_dataset` turns either into a :class:`~pbrl.segments.PreferenceDataset` (the
 type every preference learner's ``update`` takes), skipped answers left out.
@@ -28,6 +30,12 @@ from pbrl.store import PreferenceStore
 LABEL_FIELDS = ("label_id", "query_id", "round", "left", "right", "label", "skipped", "annotator", "swapped",
                 "shown_at", "answered_at", "note")
 _ARRAYS = ("obs", "actions", "next_obs")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs as a formula: text starting like one gets a leading ``'``."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
 def label_records(store: PreferenceStore) -> list[dict[str, Any]]:
@@ -49,7 +57,7 @@ def export_labels(store: PreferenceStore, path: str | Path) -> int:
         with path.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=LABEL_FIELDS)
             writer.writeheader()
-            writer.writerows(records)
+            writer.writerows({key: spreadsheet_safe(value) for key, value in record.items()} for record in records)
     elif path.suffix == ".jsonl":
         ids = sorted({r["left"] for r in records} | {r["right"] for r in records})
         s = segments_table.c

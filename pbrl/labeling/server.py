@@ -4,8 +4,10 @@ run, or as ``pbrl label-server`` (which then waits on it) — with its video cac
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,27 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def host_check(bind: str, extra: tuple[str, ...] = ()) -> Callable[[str], bool]:
+    """Which ``Host`` names a server bound to ``bind`` answers to (DNS rebinding defence): on loopback
+    its own address and ``localhost``; on one address that address, and on a wildcard any address,
+    plus this machine's names; and ``extra`` names (e.g. a reverse proxy's)."""
+    names = {bind.lower().strip("[]"), "localhost", *(name.lower() for name in extra)}
+    if is_loopback(bind):
+        names |= {"127.0.0.1", "::1"}
+    else:
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    wildcard = bind in ("0.0.0.0", "::", "")
+    return lambda name: name in names or (wildcard and _is_ip(name))
+
+
 class LabelServer:
     """The labeling web app over a store: ``start()`` serves it in a daemon thread, ``wait()`` blocks on it."""
 
@@ -53,11 +76,16 @@ class LabelServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         lease: float = 600.0,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
+        """``allowed_hosts``: ``Host`` names to answer to besides the bound address's own (see :func:`host_check`)."""
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be in 0..65535 (0: any free port), got {port}")
         self.store, self.host = store, host
         self.queue = LabelQueue(store, lease)
         self.cache = VideoCache(store, cache_dir, render)
-        self.app = create_app(self.queue, self.cache, task)
+        self.app = create_app(self.queue, self.cache, task, host_check(host, allowed_hosts))
+        self._tokens: dict[str, str] = {}  # links made by this server: the store keeps only the tokens' digests
         config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -71,11 +99,17 @@ class LabelServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{port}"
 
-    def links(self, names: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
-        """Each annotator's personal link (creating the named annotators that do not exist yet)."""
+    def links(self, names: tuple[str, ...] | list[str] = (), expires_at: float | None = None) -> dict[str, str]:
+        """Each annotator's personal link, giving the named annotators without a working link one (valid until
+        ``expires_at``, Unix time, if given). The store keeps only digests of tokens, so a link made earlier
+        (by another process) is not shown again: its line says how to make a new one."""
         for name in names:
-            self.queue.add_annotator(name)
-        return {name: f"{self.url}/?token={token}" for name, token in sorted(self.queue.annotators().items())}
+            token = self.queue.add_annotator(name, expires_at)
+            if token is not None:
+                self._tokens[name] = token
+        return {name: f"{self.url}/?token={self._tokens[name]}" if name in self._tokens else
+                f"link given when it was made (pbrl keeps only its digest; a new one: `pbrl label-server RUN_DIR "
+                f"--revoke {name}`, then `--add {name}`)" for name in self.queue.annotators()}
 
     def enqueue(self, query_ids: np.ndarray, needed: int) -> None:
         """Queue stored queries for ``needed`` annotators each and start rendering their videos."""
