@@ -95,3 +95,64 @@ def test_scoring_by_step_ids_equals_scoring_every_step():
     assert left.step_ids is not None
     np.testing.assert_allclose(learner.pair_probabilities(left, right), learner.pair_probabilities(plain(left), plain(right)), rtol=1e-5)
     np.testing.assert_allclose(learner.member_segment_returns(left), learner.member_segment_returns(plain(left)), rtol=1e-5)
+
+
+def _fit(learner_cls, data, weights=None, seed=0):
+    learner = learner_cls(4, 2, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(16,), max_epochs=3), seed=seed)
+    metrics = learner.update(data, weights)
+    return learner, metrics
+
+
+def test_pair_weights_scale_each_pairs_loss():
+    import pytest
+
+    rng = np.random.default_rng(2)
+    data, _ = _linear_task(rng, 40)
+    ones, _ = _fit(BTEnsemble, data, np.ones(40))
+    plain, _ = _fit(BTEnsemble, data)
+    for a, b in zip(ones.net.parameters(), plain.net.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # w = 1 is exactly the plain fit
+    # a pair of weight 0 contributes nothing: the same fit as without that pair's gradient
+    learner = BTEnsemble(4, 2, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(16,)), seed=0)
+    x_left, x_right = learner._labeled(data.left), learner._labeled(data.right)
+    index = torch.stack([torch.arange(8), torch.arange(8)])
+    y = torch.as_tensor(data.labels)[index]
+    w = torch.tensor([[2.0, 0, 1, 1, 1, 1, 1, 1]] * 2)
+    loss, r_left, r_right = learner._batch_loss(x_left, x_right, index, y, None, w)
+    torch.testing.assert_close(loss, (bradley_terry_loss(r_left, r_right, y) * w).mean(dim=1).sum())
+    with pytest.raises(ValueError, match="weights must be 40 finite values"):
+        learner.update(data, -np.ones(40))
+
+
+def test_extra_loss_and_context_reach_every_minibatch():
+    rng = np.random.default_rng(3)
+    data, _ = _linear_task(rng, 40)
+    seen = []
+
+    class Pulled(BTEnsemble):
+        def update_context(self, data):
+            return torch.full((len(data),), 5.0)
+
+        def extra_loss(self, steps_left, steps_right, index, context):
+            seen.append((index.shape, context[index].mean().item()))
+            return 0.1 * (steps_left.sum(-1) - context[index]).square().mean(dim=1)  # pull R̂(left) toward 5
+
+    pulled, _ = _fit(Pulled, data)
+    plain, _ = _fit(BTEnsemble, data)
+    assert len(seen) == 3 * 1 and all(shape == (2, 40) and value == 5.0 for shape, value in seen)  # 3 epochs × 1 batch
+    returns = lambda m: m.member_segment_returns(data.left).mean().item()  # noqa: E731
+    assert returns(pulled) > returns(plain)
+
+
+def test_frozen_keeps_parameters_out_of_a_fit_and_restores_them():
+    rng = np.random.default_rng(4)
+    data, _ = _linear_task(rng, 40)
+    learner = BTEnsemble(4, 2, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(16,), max_epochs=2), seed=0)
+    first = list(learner.net.parameters())[:2]  # the first layer
+    before = [p.detach().clone() for p in learner.net.parameters()]
+    with learner.frozen(first):
+        learner.update(data)
+    after = list(learner.net.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before[:2], after[:2]))
+    assert not any(torch.equal(a, b) for a, b in zip(before[2:], after[2:]))
+    assert all(p.requires_grad for p in learner.net.parameters())

@@ -85,13 +85,13 @@ def test_learner_loss_is_bt_plus_weighted_prior():
     right, _ = decisive_segments(8, rng)
     labels = torch.tensor(rng.integers(0, 2, 8), dtype=torch.float32)
     learner = HindsightPrior(2, 1, T, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(8,)), HindsightPriorConfig(weight=0.7), seed=0)
-    learner._importance = (learner.importance(left), learner.importance(right))
+    context = learner.update_context(PreferenceDataset(left, right, labels.numpy()))
     x_left, x_right = learner._labeled(left), learner._labeled(right)
     index = torch.stack([torch.arange(8), torch.arange(8).flip(0)])
-    loss, r_left, r_right = learner._batch_loss(x_left, x_right, index, labels[index])
+    loss, r_left, r_right = learner._batch_loss(x_left, x_right, index, labels[index], context)
     steps = lambda x: learner._member_step_rewards(x, index)  # noqa: E731
     bt = torch.nn.functional.binary_cross_entropy_with_logits(r_left - r_right, labels[index], reduction="none").mean(1)
-    prior = 0.5 * (prior_loss(steps(x_left), learner._importance[0][index]) + prior_loss(steps(x_right), learner._importance[1][index]))
+    prior = 0.5 * (prior_loss(steps(x_left), context[0][index]) + prior_loss(steps(x_right), context[1][index]))
     torch.testing.assert_close(loss, (bt + 0.7 * prior).sum())
 
 

@@ -145,10 +145,10 @@ class AdvantageLearner(BTEnsemble):
             self.anchor_states = torch.as_tensor(view.transitions().obs[:, 0], device=self.device)
         return {}
 
-    def update(self, data: PreferenceDataset) -> dict[str, float]:
+    def update(self, data: PreferenceDataset, weights: np.ndarray | None = None) -> dict[str, float]:
         """Fit Â to the labels, then (anchored) fit μ(s) = argmax_a Â(s, a) on logged states:
         ``L_μ = −E_s[(1/E) Σ_e Â_e(s, μ(s))]`` with Â frozen."""
-        metrics = super().update(data)
+        metrics = super().update(data, weights)
         cfg, states = self.advantage_config, self.anchor_states
         if not self.anchored or states is None or cfg.anchor_steps == 0:
             return metrics

@@ -21,10 +21,28 @@ Steps in the absorbing state after a true termination (:attr:`Segments.absorbing
 ``R̂_e(σ) = Σ_t (1 − z_t) r̂_e(s_t, a_t)`` everywhere a segment is scored — training, pair
 probabilities, query scores — so every learner built on this ensemble (regret/Â, Hindsight
 PRIOR, REED) inherits it.
+
+**Extending it.** Variants subclass :class:`BTEnsemble` and override hooks; per-update state
+flows through arguments, never through attributes set around ``super().update``:
+
+* :meth:`BTEnsemble._make_net` — the architecture, ``[E, N, obs+act] → [E, N, 1]`` (REED's encoder).
+* :meth:`BTEnsemble.update_context` — computed once per :meth:`~BTEnsemble.update`, before the
+  epochs, from the labeled data (Hindsight PRIOR's step importances, SURF's unlabeled pool);
+  it is handed to the two hooks below.
+* :meth:`BTEnsemble.extra_loss` — an additional per-member term of each minibatch,
+  ``L_e = (1/b) Σ_i w_i ℓ_e,i + extra_e`` (Hindsight PRIOR's ``λ L_prior``).
+* ``update(data, weights=w)`` — per-pair weights ``w_i ≥ 0`` of the Bradley–Terry term
+  (``None``: all 1; a subclass passes them from its own ``update``, e.g. confidences or trust).
+* :meth:`BTEnsemble._batch_loss` — the whole minibatch loss, for variants that change how a
+  segment's return is formed (SURF's temporal crops); it receives the context too.
+* :meth:`BTEnsemble.frozen` — a context manager that keeps parameters out of a fit (REED's
+  frozen encoder): ``with self.frozen(params): metrics = super().update(data)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -175,19 +193,58 @@ class BTEnsemble(RewardLearner):
         t, d = side.x.shape[1:]
         return self.net(side.x[index].reshape(e, b * t, d)).reshape(e, b, t) * side.live[index]
 
-    def _batch_loss(
-        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed-over-members minibatch loss and the returns ``[E, b]`` of both sides (subclasses add terms)."""
-        r_left = self._member_step_rewards(left, index).sum(dim=-1)
-        r_right = self._member_step_rewards(right, index).sum(dim=-1)
-        return bradley_terry_loss(r_left, r_right, labels).mean(dim=1).sum(), r_left, r_right
+    def update_context(self, data: PreferenceDataset) -> Any:
+        """Hook: whatever :meth:`extra_loss` and :meth:`_batch_loss` need, computed once per update (default None)."""
+        return None
 
-    def update(self, data: PreferenceDataset) -> dict[str, float]:
+    def extra_loss(
+        self, steps_left: torch.Tensor, steps_right: torch.Tensor, index: torch.Tensor, context: Any
+    ) -> torch.Tensor | None:
+        """Hook: an additional per-member loss ``[E]`` of a minibatch (default None: Bradley–Terry alone).
+
+        ``steps_left``/``steps_right`` are the per-step rewards ``(1 − z_t) r̂_e`` ``[E, b, T]``
+        (with gradient), ``index`` ``[E, b]`` the pairs each member drew, ``context`` what
+        :meth:`update_context` returned.
+        """
+        return None
+
+    @contextmanager
+    def frozen(self, parameters: Iterable[torch.nn.Parameter]) -> Iterator[None]:
+        """Keep ``parameters`` out of the fits inside the block (no gradient); restored afterwards, even on error."""
+        frozen = [p for p in parameters if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+
+    def _batch_loss(
+        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor,
+        context: Any = None, weights: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed-over-members minibatch loss ``Σ_e [(1/b) Σ_i w_i ℓ_e,i + extra_e]`` and the returns ``[E, b]``
+        of both sides. ``weights`` are this minibatch's pair weights ``[E, b]`` (None: all 1)."""
+        steps_left, steps_right = self._member_step_rewards(left, index), self._member_step_rewards(right, index)
+        r_left, r_right = steps_left.sum(dim=-1), steps_right.sum(dim=-1)
+        per_pair = bradley_terry_loss(r_left, r_right, labels)
+        loss = (per_pair if weights is None else per_pair * weights).mean(dim=1)
+        extra = self.extra_loss(steps_left, steps_right, index, context)
+        return (loss if extra is None else loss + extra).sum(), r_left, r_right
+
+    def update(self, data: PreferenceDataset, weights: np.ndarray | None = None) -> dict[str, float]:
+        """Fit every member to all labels (B-Pref's epochs, minibatches and early stop); ``weights``: per-pair ``w_i ≥ 0``, ``[N]``."""
         cfg = self.config
+        context = self.update_context(data)
         left, right = self._labeled(data.left), self._labeled(data.right)
         labels = torch.as_tensor(data.labels, dtype=torch.float32, device=self.device)
         n, e = len(labels), cfg.ensemble_size
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float32)
+            if weights.shape != (n,) or not (np.isfinite(weights).all() and (weights >= 0).all()):
+                raise ValueError(f"BTEnsemble.update: weights must be {n} finite values ≥ 0 (one per pair), got shape {weights.shape}")
+        pair_weights = None if weights is None else torch.as_tensor(weights, device=self.device)
         accuracy, loss_value, epochs = 0.0, float("nan"), 0
         for epochs in range(1, cfg.max_epochs + 1):
             order = torch.stack([torch.randperm(n, generator=self.generator) for _ in range(e)]).to(self.device)
@@ -197,7 +254,8 @@ class BTEnsemble(RewardLearner):
             for start in range(0, n, cfg.batch_size):
                 index = order[:, start : start + cfg.batch_size]
                 y = labels[index]
-                loss, r_left, r_right = self._batch_loss(left, right, index, y)
+                w = None if pair_weights is None else pair_weights[index]
+                loss, r_left, r_right = self._batch_loss(left, right, index, y, context, w)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
 from pbrl.learners.world_model import WorldModel
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionView
@@ -87,7 +87,6 @@ class HindsightPrior(BTEnsemble):
         self.world_optimizer = torch.optim.Adam(self.world.parameters(), lr=config.world_lr)
         self.rng = np.random.default_rng(seed)
         self.updates = 0
-        self._importance: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---------------------------------------------------------------- the world model
     def observe(self, view: TransitionView) -> dict[str, float]:
@@ -114,25 +113,21 @@ class HindsightPrior(BTEnsemble):
         ])
 
     # ---------------------------------------------------------------- training
-    def update(self, data: PreferenceDataset) -> dict[str, float]:
-        self._importance = (self.importance(data.left), self.importance(data.right))
-        try:
-            metrics = super().update(data)
-        finally:
-            self._importance = None
+    def update(self, data: PreferenceDataset, weights: np.ndarray | None = None) -> dict[str, float]:
+        metrics = super().update(data, weights)
         self.updates += 1
         return metrics
 
-    def _batch_loss(
-        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``L_BT + λ L_prior`` summed over members."""
-        steps_left, steps_right = self._member_step_rewards(left, index), self._member_step_rewards(right, index)
-        r_left, r_right = steps_left.sum(dim=-1), steps_right.sum(dim=-1)
-        loss = bradley_terry_loss(r_left, r_right, labels).mean(dim=1)
-        alpha_left, alpha_right = self._importance
-        prior = 0.5 * (prior_loss(steps_left, alpha_left[index]) + prior_loss(steps_right, alpha_right[index]))
-        return (loss + self.prior.weight * prior).sum(), r_left, r_right
+    def update_context(self, data: PreferenceDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """The importances ``α`` [N, T] of both sides of every labeled pair (the world model is frozen meanwhile)."""
+        return self.importance(data.left), self.importance(data.right)
+
+    def extra_loss(
+        self, steps_left: torch.Tensor, steps_right: torch.Tensor, index: torch.Tensor, context: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """``λ L_prior`` per member, over both segments of the minibatch's pairs."""
+        alpha_left, alpha_right = context
+        return self.prior.weight * (0.5 * (prior_loss(steps_left, alpha_left[index]) + prior_loss(steps_right, alpha_right[index])))
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:

@@ -192,16 +192,10 @@ class REED(BTEnsemble):
             self.net.train()
 
     # ---------------------------------------------------------------- reward learning
-    def update(self, data: PreferenceDataset) -> dict[str, float]:
+    def update(self, data: PreferenceDataset, weights: np.ndarray | None = None) -> dict[str, float]:
         """BT on the reward head (and on the encoder unless frozen)."""
-        frozen = self.net.encoder_parameters() if self.reed.freeze else []
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
-            metrics = super().update(data)
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
+        with self.frozen(self.net.encoder_parameters() if self.reed.freeze else []):
+            metrics = super().update(data, weights)
         self.updates += 1
         return metrics
 

@@ -146,14 +146,16 @@ class SURF(BTEnsemble):
         return index
 
     def _batch_loss(
-        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor
+        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor,
+        context: Any = None, weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``Σ_e [L_BT(cropped R̂¹, cropped R̂²) + λ_u L_u]``; the cropped labeled returns go back for accuracy."""
         length = left.x.shape[1]
         mask_left, mask_right = self._crop(tuple(index.shape), length)
         r_left = (self._member_step_rewards(left, index) * mask_left).sum(dim=-1)
         r_right = (self._member_step_rewards(right, index) * mask_right).sum(dim=-1)
-        loss = bradley_terry_loss(r_left, r_right, labels).mean(dim=1).sum()
+        per_pair = bradley_terry_loss(r_left, r_right, labels)
+        loss = (per_pair if weights is None else per_pair * weights).mean(dim=1).sum()
         if self._unlabeled is not None:
             loss = loss + self.surf.unlabeled_weight * self._unlabeled_loss(index.shape[1] * self.surf.unlabeled_ratio)
         return loss, r_left, r_right
