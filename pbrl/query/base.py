@@ -51,7 +51,7 @@ class QueryConfig:
     kcenter_projection: int | None = None
     """k-center distances: None = exact (B-Pref); d = after a Gaussian random projection to d dimensions, an opt-in for pools from ~10⁴ pairs, where exact selection takes seconds (measured: 4 s exact vs 0.17 s at d = 128 for 10⁴ pairs, n = 10³, one CPU core)."""
     qpa_episodes: int = 10
-    """qpa: candidates come from the last qpa_episodes episodes (QPA's policy-aligned buffer size N; paper: 10, door-unlock 30, door-open 60)."""
+    """qpa: candidates come from the last qpa_episodes episodes (QPA's policy-aligned buffer size N, also its hybrid-replay window; run_QPA.sh: 10 on DMC, 30 drawer-open and door-unlock, 60 door-open)."""
 
     def __post_init__(self) -> None:
         if self.pool_multiplier < 1:
