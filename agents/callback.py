@@ -1,11 +1,16 @@
-"""The feedback loop as a stable-baselines3 callback.
+"""The run, inside ``model.learn``, as small stable-baselines3 callbacks composed in a ``CallbackList``.
 
-Off-policy (SAC): rounds run in ``on_step``, which SB3 calls before it stores the step's
-transition — so the freshly stored row is relabeled on the following step. On-policy
-(PPO): rounds run in ``on_rollout_start``, so a rollout is never collected under two
-reward functions. Also: deterministic evaluation on a schedule, a progress bar, logging
-to SB3's logger (tensorboard + CSV) and ``metrics.jsonl``, and a checkpoint after every
-round.
+* :class:`FeedbackCallback` — feedback rounds. Off-policy (SAC) in ``on_step``, which SB3
+  calls before it stores the step's transition (so the freshly stored row is relabeled on
+  the following step); on-policy (PPO) in ``on_rollout_start``, so a rollout is never
+  collected under two reward functions. After every completed round its child callback
+  fires (SB3's ``EventCallback`` pattern): the :class:`CheckpointCallback`.
+* :class:`EvaluationCallback` — deterministic evaluation episodes on a schedule and at the end.
+* :class:`LoggingCallback` — training scalars (true episode returns, labels, env steps/s).
+* :class:`ProgressCallback` — a progress bar with the latest return, labels and accuracy.
+
+Every callback hands its scalars to one ``record(step, scalars)`` function (the runner's:
+SB3's logger, ``metrics.jsonl`` and the run's latest values).
 """
 
 from __future__ import annotations
@@ -13,116 +18,119 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 from tqdm.auto import tqdm
 
+from pbrl.agents.base import FeedbackHooks
 from pbrl.agents.evaluation import Evaluator
 from pbrl.agents.preference_env import PreferenceVecEnv
 from pbrl.feedback import FeedbackLoop
-from pbrl.learners.base import PreferenceLearner
-from pbrl.run_log import MetricsLog
+from pbrl.store import PreferenceStore
+
+Record = Callable[[int, dict[str, float]], None]
+"""Where scalars go: ``record(step, {"namespace/key": value})``."""
 
 
-class FeedbackHooks(Protocol):
-    def after_round(self, learner: PreferenceLearner) -> None: ...
-    def fix_latest(self, learner: PreferenceLearner) -> None: ...
+class FeedbackCallback(EventCallback):
+    """Runs the loop's feedback rounds on its schedule; ``callback_after_round`` fires after each completed one."""
 
-
-class PreferenceCallback(BaseCallback):
-    """Drives feedback rounds, evaluation, logging and checkpoints from inside ``model.learn``."""
-
-    def __init__(
-        self,
-        loop: FeedbackLoop | None,
-        pref_env: PreferenceVecEnv,
-        hooks: FeedbackHooks,
-        metrics: MetricsLog,
-        total_steps: int,
-        on_policy: bool,
-        evaluator: Evaluator | None = None,
-        eval_interval: int = 10_000,
-        log_interval: int = 1_000,
-        checkpoint: Callable[[], None] | None = None,
-        progress: bool = True,
-    ) -> None:
-        super().__init__()
-        self.loop, self.pref_env, self.hooks, self.metrics = loop, pref_env, hooks, metrics
-        self.total_steps, self.on_policy = total_steps, on_policy
-        self.evaluator, self.eval_interval, self.log_interval = evaluator, eval_interval, log_interval
-        self.checkpoint = checkpoint
-        self.progress = progress
-        self.last: dict[str, float] = {}
-        self._bar: tqdm | None = None
+    def __init__(self, loop: FeedbackLoop, pref_env: PreferenceVecEnv, hooks: FeedbackHooks, record: Record,
+                 on_policy: bool, callback_after_round: BaseCallback | None = None) -> None:
+        super().__init__(callback_after_round)
+        self.loop, self.pref_env, self.hooks, self.record, self.on_policy = loop, pref_env, hooks, record, on_policy
         self._stale_row = False
-        self._clock = (0, 0.0)
-        self._last_eval_step = -1
-
-    # --------------------------------------------------------------- SB3 hooks
-    def _on_training_start(self) -> None:
-        self._clock = (self.num_timesteps, time.perf_counter())
-        self._next_eval = (self.num_timesteps // self.eval_interval + 1) * self.eval_interval
-        self._next_log = (self.num_timesteps // self.log_interval + 1) * self.log_interval
-        if self.progress:
-            interactive = sys.stderr.isatty()
-            self._bar = tqdm(
-                total=self.total_steps, initial=self.num_timesteps, unit="step", dynamic_ncols=True, desc="pbrl",
-                mininterval=0.2 if interactive else 15.0,
-            )
 
     def _on_rollout_start(self) -> None:
         if self.on_policy:
-            self._maybe_feedback()
+            self._maybe_round()
 
     def _on_step(self) -> bool:
-        if self._stale_row and self.loop is not None:
+        if self._stale_row:
             self.hooks.fix_latest(self.loop.learner)
             self._stale_row = False
         if not self.on_policy:
-            self._maybe_feedback()
-        step = self.num_timesteps
-        if self.evaluator is not None and step >= self._next_eval:
-            self._next_eval += self.eval_interval
-            self._evaluate()
-        if step >= self._next_log:
-            self._next_log += self.log_interval
-            self._record(self._training_scalars())
-        if self._bar is not None:
-            self._bar.update(step - self._bar.n)
+            self._maybe_round()
         return True
 
-    def _on_training_end(self) -> None:
-        if self.evaluator is not None and self._last_eval_step != self.num_timesteps:
-            self._evaluate()
-        self._record(self._training_scalars())
-        if self._bar is not None:
-            self._bar.close()
-
-    # --------------------------------------------------------------- the work
-    def _evaluate(self) -> None:
-        self._last_eval_step = self.num_timesteps
-        self._record(self.evaluator.evaluate(self.model))
-
-    def _maybe_feedback(self) -> None:
+    def _maybe_round(self) -> None:
         step = self.num_timesteps
-        if self.loop is None or not self.loop.due(step):
+        if not self.loop.due(step):
             return
         result = self.loop.run_round(step, list(self.pref_env.episode_returns))
-        metrics = result.metrics
         if result.postponed:
-            self._record(metrics)
+            self.record(step, result.metrics)
             return
         started = time.perf_counter()
         self.hooks.after_round(self.loop.learner)
-        metrics["time/agent_after_round_seconds"] = time.perf_counter() - started
+        metrics = {**result.metrics, "time/agent_after_round_seconds": time.perf_counter() - started}
         self._stale_row = not self.on_policy
-        self._record(metrics)
-        if self.checkpoint is not None:
-            self.checkpoint()
+        self.record(step, metrics)
+        self._on_event()
 
-    def _training_scalars(self) -> dict[str, float]:
+
+class CheckpointCallback(BaseCallback):
+    """Saves the run (``save(num_timesteps)``) each time it is called — as the child of :class:`FeedbackCallback`: after every round."""
+
+    def __init__(self, save: Callable[[int], None]) -> None:
+        super().__init__()
+        self.save = save
+
+    def _on_step(self) -> bool:
+        self.save(self.num_timesteps)
+        return True
+
+
+class EvaluationCallback(BaseCallback):
+    """Deterministic evaluation every ``interval`` env steps and once more at the end (unless just done)."""
+
+    def __init__(self, evaluator: Evaluator, interval: int, record: Record) -> None:
+        super().__init__()
+        self.evaluator, self.interval, self.record = evaluator, interval, record
+        self._last_step = -1
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.interval + 1) * self.interval
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.interval
+            self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._last_step != self.num_timesteps:
+            self._evaluate()
+
+    def _evaluate(self) -> None:
+        self._last_step = self.num_timesteps
+        self.record(self.num_timesteps, self.evaluator.evaluate(self.model))
+
+
+class LoggingCallback(BaseCallback):
+    """Training scalars every ``interval`` env steps and at the end: true and learned episode returns,
+    success rate, queries asked and labeled, env steps per second."""
+
+    def __init__(self, pref_env: PreferenceVecEnv, store: PreferenceStore | None, interval: int, record: Record) -> None:
+        super().__init__()
+        self.pref_env, self.store, self.interval, self.record = pref_env, store, interval, record
+        self._clock = (0, 0.0)
+
+    def _on_training_start(self) -> None:
+        self._clock = (self.num_timesteps, time.perf_counter())
+        self._next = (self.num_timesteps // self.interval + 1) * self.interval
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.interval
+            self.record(self.num_timesteps, self._scalars())
+        return True
+
+    def _on_training_end(self) -> None:
+        self.record(self.num_timesteps, self._scalars())
+
+    def _scalars(self) -> dict[str, float]:
         env = self.pref_env
         steps, then = self._clock
         now, scalars = time.perf_counter(), {}
@@ -133,23 +141,36 @@ class PreferenceCallback(BaseCallback):
             scalars["train/true_episode_return"] = float(np.mean(list(env.episode_returns)[-10:]))
             scalars["train/learned_episode_return"] = float(np.mean(list(env.episode_learned_returns)[-10:]))
             scalars["train/success_rate"] = float(np.mean(list(env.episode_successes)[-10:]))
-        if self.loop is not None:
-            counts = self.loop.store.counts()
+        if self.store is not None:
+            counts = self.store.counts()
             scalars["teacher/asked"], scalars["teacher/labeled"] = float(counts.asked), float(counts.labeled)
         return scalars
 
-    def _record(self, scalars: dict[str, float]) -> None:
-        step = self.num_timesteps
-        self.last.update(scalars)
-        for key, value in scalars.items():
-            self.logger.record(key, value)
-        self.logger.dump(step)
-        self.metrics.write(step, scalars)
-        if self._bar is not None:
-            shown = {
-                "ret": self.last.get("eval/true_return", self.last.get("train/true_episode_return")),
-                "labels": self.last.get("teacher/labeled"),
-                "acc": self.last.get("reward/heldout_accuracy"),
-                "corr": self.last.get("reward/true_correlation"),
-            }
-            self._bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if v is not None}, refresh=False)
+
+class ProgressCallback(BaseCallback):
+    """A tqdm bar to ``total`` env steps showing the latest return, labels, held-out accuracy and reward correlation (from ``latest``)."""
+
+    def __init__(self, total: int, latest: dict[str, float]) -> None:
+        super().__init__()
+        self.total, self.latest = total, latest
+        self._bar: tqdm | None = None
+
+    def _on_training_start(self) -> None:
+        interactive = sys.stderr.isatty()
+        self._bar = tqdm(total=self.total, initial=self.num_timesteps, unit="step", dynamic_ncols=True, desc="pbrl",
+                         mininterval=0.2 if interactive else 15.0)
+
+    def _on_step(self) -> bool:
+        last = self.latest
+        shown = {
+            "ret": last.get("eval/true_return", last.get("train/true_episode_return")),
+            "labels": last.get("teacher/labeled"),
+            "acc": last.get("reward/heldout_accuracy"),
+            "corr": last.get("reward/true_correlation"),
+        }
+        self._bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if v is not None}, refresh=False)
+        self._bar.update(self.num_timesteps - self._bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        self._bar.close()

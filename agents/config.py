@@ -1,4 +1,4 @@
-"""Agent configurations (stable-baselines3 SAC and PPO)."""
+"""Agent configurations (stable-baselines3 SAC and PPO): the keys of an ``agent:`` section of each type."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 class SACConfig:
     """SAC as PEBBLE uses it (defaults: SB3's SAC for MuJoCo with B-Pref's temperature)."""
 
+    impl: str = "sb3"
+    """Implementation (registered with pbrl.registry.register_sac_impl): 'sb3' = stable-baselines3's SAC."""
     learning_rate: float = 3e-4
     """Adam learning rate of actor, critic and temperature."""
     batch_size: int = 256
@@ -18,7 +20,7 @@ class SACConfig:
     learning_starts: int = 1_000
     """Uniform-random steps before learning (B-Pref num_seed_steps)."""
     gamma: float = 0.99
-    """Discount factor (learner=regret with regret.mode=greedy: used only by unsupervised pre-training; the greedy actor bootstraps nothing)."""
+    """Discount factor (learner.type=advantage with learner.mode=greedy: used only by unsupervised pre-training; the greedy actor bootstraps nothing)."""
     tau: float = 0.005
     """Polyak rate of the target critic."""
     hidden_sizes: tuple[int, ...] = (256, 256)
@@ -34,9 +36,9 @@ class SACConfig:
     reset_critic: bool = True
     """PEBBLE: re-initialise the critic after pre-training, before the first learned-reward update."""
     reset_update: int = 100
-    """Gradient steps right after the critic reset (B-Pref reset_update); regret.mode=greedy: actor steps on the first Â."""
+    """Gradient steps right after the critic reset (B-Pref reset_update); learner.mode=greedy: actor steps on the first Â."""
     device: str = "cpu"
-    """Torch device ('cpu', 'cuda', 'auto'); small MLPs are fastest on one CPU thread."""
+    """Torch device of the agent ('cpu', 'cuda', 'auto' = cuda if available); small MLPs are fastest on one CPU thread."""
     recent_fraction: float | None = None
     """QPA hybrid experience replay: share ω of each batch drawn from the last recent_window transitions (QPA: 0.5); None = 0.5 with query.strategy=qpa, else 0 (uniform replay)."""
     recent_window: int = 10_000
@@ -44,11 +46,11 @@ class SACConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.buffer_size < 1 or self.learning_starts < 0:
-            raise ValueError("sac.batch_size and sac.buffer_size must be ≥ 1 and sac.learning_starts ≥ 0")
+            raise ValueError("agent.batch_size and agent.buffer_size must be ≥ 1 and agent.learning_starts ≥ 0")
         if self.recent_fraction is not None and not 0.0 <= self.recent_fraction <= 1.0:
-            raise ValueError(f"sac.recent_fraction must be in [0, 1] or None, got {self.recent_fraction}")
+            raise ValueError(f"agent.recent_fraction must be in [0, 1] or None, got {self.recent_fraction}")
         if self.recent_window < 1:
-            raise ValueError(f"sac.recent_window must be ≥ 1, got {self.recent_window}")
+            raise ValueError(f"agent.recent_window must be ≥ 1, got {self.recent_window}")
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ class PPOConfig:
     normalize_reward: bool = True
     """Normalise the learned reward with VecNormalize's running return scale."""
     device: str = "cpu"
-    """Torch device."""
+    """Torch device of the agent ('cpu', 'cuda', 'auto' = cuda if available)."""
 
     def __post_init__(self) -> None:
         if self.n_envs < 1 or self.n_steps < 1:
-            raise ValueError("ppo.n_envs and ppo.n_steps must be ≥ 1")
+            raise ValueError("agent.n_envs and agent.n_steps must be ≥ 1")

@@ -1,10 +1,32 @@
-"""Deterministic evaluation episodes on the true reward."""
+"""Deterministic evaluation episodes on the true reward, of an SB3 model or of a reward-free
+learner's own policy (through :class:`PolicyAgent`, which gives it SB3's ``predict``)."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.base_class import BaseAlgorithm
+
+from pbrl.learners.policies import PolicyLearner
+from pbrl.rollout import ActionScale
+
+
+class Predictor(Protocol):
+    """stable-baselines3's ``predict``: what an evaluated agent needs."""
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, object]: ...
+
+
+class PolicyAgent:
+    """A policy learner (CPL, IPL, P-IQL, BC) behind SB3's ``predict``: its mean action, mapped from
+    the unit box to the env's action box."""
+
+    def __init__(self, learner: PolicyLearner, space: gym.spaces.Box) -> None:
+        self.learner, self.scale = learner, ActionScale(space)
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return self.scale.to_env(self.learner.act(obs)), None
 
 
 class Evaluator:
@@ -14,7 +36,7 @@ class Evaluator:
         self.env, self.episodes, self.seed = env, episodes, seed
         self._resets = 0
 
-    def evaluate(self, model: BaseAlgorithm) -> dict[str, float]:
+    def evaluate(self, model: Predictor) -> dict[str, float]:
         returns, successes = [], []
         for _ in range(self.episodes):
             obs, _ = self.env.reset(seed=self.seed + self._resets)

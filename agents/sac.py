@@ -12,14 +12,21 @@ PEBBLE (Lee, Smith & Abbeel, 2021) = SAC + unsupervised pre-training + relabelin
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import VecEnv
 
+from pbrl.agents.advantage_policy import GreedyAdvantageHooks, GreedyAdvantageSAC
+from pbrl.agents.base import FeedbackHooks
 from pbrl.agents.config import SACConfig
 from pbrl.agents.replay import PreferenceReplayBuffer
 from pbrl.agents.state_entropy import StateEntropyReward
+from pbrl.learners.advantage import AdvantageLearner
 from pbrl.learners.base import PreferenceLearner, RewardLearner
+from pbrl.registry import SAC_IMPLS, BuildContext
 
 
 def make_sac(
@@ -88,3 +95,45 @@ class SACFeedbackHooks:
             buffer.rewards[row] = learner.reward_tensor(
                 as_t(buffer.observations), as_t(buffer.actions), as_t(buffer.next_observations)
             ).cpu().numpy()
+
+
+class SACAgent:
+    """``agent.type=sac``: SAC (the ``agent.impl`` registered in :data:`pbrl.registry.SAC_IMPLS`) with
+    PEBBLE's relabeling hooks; with ``learner.type=advantage`` and ``learner.mode=greedy`` the SAC
+    whose actor ascends Â directly (:class:`~pbrl.agents.advantage_policy.GreedyAdvantageSAC`)."""
+
+    on_policy = False
+    n_envs = 1
+
+    def __init__(self, config: SACConfig, ctx: BuildContext) -> None:
+        self.config, self.seed = config, ctx.seed
+        self._greedy = False
+
+    def wrap(self, env: VecEnv, checkpoint: Path | None) -> VecEnv:
+        return env
+
+    def _algorithm(self, learner: PreferenceLearner | None) -> type[SAC]:
+        self._greedy = isinstance(learner, AdvantageLearner) and learner.advantage_config.mode == "greedy"
+        return GreedyAdvantageSAC if self._greedy else SAC
+
+    def _attach(self, model: SAC, learner: PreferenceLearner | None) -> SAC:
+        if isinstance(model, GreedyAdvantageSAC):  # the learner is not part of the saved agent
+            model.advantage = learner
+        return model
+
+    def build(self, env: VecEnv, learner: PreferenceLearner | None, steps: int) -> SAC:
+        config = replace(self.config, buffer_size=min(self.config.buffer_size, steps))
+        model = SAC_IMPLS.get(config.impl).factory(env, config, self.seed, self._algorithm(learner))
+        return self._attach(model, learner)
+
+    def load(self, checkpoint: Path, env: VecEnv, learner: PreferenceLearner | None) -> SAC:
+        model = self._algorithm(learner).load(checkpoint / "agent.zip", env=env, device=self.config.device)
+        model.load_replay_buffer(checkpoint / "replay.pkl")
+        return self._attach(model, learner)
+
+    def save(self, model: SAC, checkpoint: Path) -> None:
+        model.save(checkpoint / "agent.zip")
+        model.save_replay_buffer(checkpoint / "replay.pkl")
+
+    def hooks(self, model: SAC) -> FeedbackHooks:
+        return GreedyAdvantageHooks(model, self.config) if self._greedy else SACFeedbackHooks(model, self.config)

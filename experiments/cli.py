@@ -3,12 +3,13 @@
 Examples::
 
     pbrl train --env gym:HalfCheetah-v5 --method pebble --teacher oracle --feedback 1000 --steps 200000 --seed 0
-    pbrl train --config experiments/configs/pebble_halfcheetah.yaml --set sac.device=cuda
+    pbrl train --config experiments/configs/pebble_halfcheetah.yaml --set agent.device=cuda
     pbrl resume runs/gym-HalfCheetah-v5-pebble-s0-20261123-101500
     pbrl train --env gym:HalfCheetah-v5 --teacher-type human          # people label on a web page the run serves
     pbrl collect --set env=metaworld:drawer-open-v3 --set expert=scripted --set teacher.type=regret
     pbrl train --config experiments/configs/cpl_metaworld_offline.yaml    # reward-free: cpl | ipl | piql | bc
     pbrl config --describe
+    pbrl config --convert runs/old-run      # a run directory written before type-tagged configs
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from pathlib import Path
 import yaml
 
 from pbrl.experiments.config import (
-    REWARD_FREE_METHODS,
+    METHODS,
     ConfigError,
     TrainConfig,
-    apply_overrides,
+    convert_run_dir,
     describe,
-    from_dict,
+    load_run_config,
     load_yaml,
+    parse_config,
+    parse_dataclass,
     to_dict,
 )
 from pbrl.experiments.label_cli import add_label_commands, start_labeling
@@ -47,7 +50,7 @@ _SHORTCUTS = {  # CLI flag -> dotted config key
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (see experiments/configs/)")
     parser.add_argument("--env", help="environment id, e.g. gym:HalfCheetah-v5, metaworld:door-open-v3, dmc:walker-walk")
-    parser.add_argument("--method", help="pebble | pref-ppo | sac | cpl | ipl | piql | bc")
+    parser.add_argument("--method", help=f"shortcut for learner.type + agent.type: {' | '.join(METHODS)}")
     parser.add_argument("--teacher", help="synthetic teacher preset: oracle, stoc, mistake, skip, equal, myopic")
     parser.add_argument("--teacher-type", dest="teacher_type", help="synthetic | regret | human (a labeling web page)")
     parser.add_argument("--feedback", type=int, help="total query budget")
@@ -64,33 +67,25 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     overrides = [f"{key}={getattr(args, flag)}" for flag, key in _SHORTCUTS.items() if getattr(args, flag, None) is not None]
     if getattr(args, "no_progress", False):
         overrides.append("progress=false")
-    return from_dict(TrainConfig, apply_overrides(data, overrides + list(args.set)))
+    return parse_config(data, overrides + list(args.set))
 
 
 def _run(config: TrainConfig, run_dir: Path, resume: bool) -> int:
-    """Train (or resume) the run and print its summary: reward-free methods in their plain loop
-    (experiments/reward_free.py), the others with a stable-baselines3 agent (experiments/train.py)."""
+    """Train (or resume) the run with the one runner and print its summary."""
+    from pbrl.experiments.runner import Runner
     from pbrl.experiments.summary import format_summary
 
-    if config.method in REWARD_FREE_METHODS:
-        from pbrl.experiments.reward_free import RewardFreeTrainer
-
-        summary = RewardFreeTrainer(config, run_dir, resume=resume).train()
-    else:
-        from pbrl.experiments.train import Trainer
-
-        trainer = Trainer(config, run_dir, resume=resume)
-        start_labeling(trainer)
-        summary = trainer.train()
-    print(format_summary(summary, run_dir, config))
+    runner = Runner(config, run_dir, resume=resume)
+    start_labeling(runner)
+    print(format_summary(runner.train(), run_dir, config))
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pbrl.experiments.train import run_dir_for
+    from pbrl.experiments.runner import default_run_dir
 
     config = build_config(args)
-    run_dir = run_dir_for(config)
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     if (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir} already holds a run; continue it with `pbrl resume {run_dir}` or pick another --run-dir")
     print(f"pbrl: training {config.method} on {config.env} for {config.steps} steps → {run_dir}", flush=True)
@@ -98,11 +93,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from pbrl.experiments.train import resume_config
-
     run_dir = Path(args.run_dir)
-    overrides = {"steps": args.steps} if args.steps else {}
-    config = resume_config(run_dir, overrides)
+    if convert_run_dir(run_dir):
+        print(f"pbrl: converted {run_dir}/config.yaml to the type-tagged format (the original: config.legacy.yaml)", flush=True)
+    config = load_run_config(run_dir, [f"steps={args.steps}"] if args.steps else [])
     print(f"pbrl: resuming {run_dir} to {config.steps} steps", flush=True)
     return _run(config, run_dir, resume=True)
 
@@ -110,6 +104,9 @@ def _resume(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     if args.describe:
         print("\n".join(describe()))
+    elif args.convert:
+        converted = convert_run_dir(Path(args.convert))
+        print(f"pbrl: {args.convert}/config.yaml " + ("converted (the original: config.legacy.yaml)" if converted else "is already current"))
     else:
         print(yaml.safe_dump(to_dict(build_config(args)), sort_keys=False))
     return 0
@@ -144,7 +141,7 @@ def _collect(args: argparse.Namespace) -> int:
     from pbrl.experiments.collect import CollectConfig, collect
 
     data = load_yaml(args.config) if args.config else {}
-    collect(from_dict(CollectConfig, apply_overrides(data, list(args.set))))
+    collect(parse_dataclass(CollectConfig, data, list(args.set)))
     return 0
 
 
@@ -167,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     resume.set_defaults(func=_resume)
     config = sub.add_parser("config", help="print the resolved config (or --describe every key)")
     _add_config_args(config)
-    config.add_argument("--describe", action="store_true", help="list every key with its default and meaning")
+    config.add_argument("--describe", action="store_true", help="list every key of every type with its default and meaning")
+    config.add_argument("--convert", metavar="RUN_DIR", help="rewrite a run directory's config.yaml written before type-tagged configs")
     config.set_defaults(func=_config)
     plot = sub.add_parser("plot", help="learning curves of one or more runs (PNG)")
     plot.add_argument("run_dirs", nargs="+")

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pbrl.experiments.config import ConfigError, TrainConfig, from_dict, load_yaml, save_yaml
+from pbrl.experiments.config import ConfigError, TrainConfig, load_run_config, parse_config, save_yaml
 from pbrl.labeling.assignments import LabelQueue, check_annotator_name
 from pbrl.rollout import Rollout
 from pbrl.segments import SegmentBatch
 from pbrl.store import PreferenceStore
+from pbrl.teachers.human import HumanTeacherConfig
 from pbrl.transitions import TransitionLog
 
 
@@ -31,8 +32,8 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     server = sub.add_parser("label-server", help="serve a run's labeling page for human annotators; prints their links")
     server.add_argument("run_dir", help="the run directory (its config.yaml gives env, render and server settings)")
     server.add_argument("--store", help="SQLAlchemy URL of the preference store (default: RUN_DIR/preferences.sqlite)")
-    server.add_argument("--host", help="address to bind (default: teacher.human.host, 127.0.0.1)")
-    server.add_argument("--port", type=int, help="port (default: teacher.human.port, 8765; 0: any free port)")
+    server.add_argument("--host", help="address to bind (default: teacher.host of a human-teacher run, 127.0.0.1)")
+    server.add_argument("--port", type=int, help="port (default: teacher.port of a human-teacher run, 8765; 0: any free port)")
     server.add_argument("--add", action="append", default=[], metavar="NAME", help="add an annotator (repeatable)")
     server.add_argument("--expires", metavar="DURATION", help="links made now stop working after DURATION "
                         "(e.g. 90m, 12h, 7d; plain numbers are seconds)")
@@ -98,9 +99,7 @@ def demo_store(path: str | Path, env_id: str, pairs: int, length: int = 50, need
 
 
 def _run_config(run_dir: Path) -> TrainConfig:
-    if not (run_dir / "config.yaml").exists():
-        raise ConfigError(f"{run_dir} is not a pbrl run directory (no config.yaml)")
-    return from_dict(TrainConfig, load_yaml(run_dir / "config.yaml"))
+    return load_run_config(run_dir)
 
 
 def _store(args: argparse.Namespace) -> PreferenceStore:
@@ -157,11 +156,11 @@ def _label_server(args: argparse.Namespace) -> int:
         raise ConfigError("the labeling server needs its web stack: pip install -e '.[label]'") from None
     run_dir = Path(args.run_dir)
     if args.demo and not (run_dir / "config.yaml").exists():
-        config = from_dict(TrainConfig, {"env": args.demo, "run_dir": str(run_dir)})
+        config = parse_config({"env": args.demo, "run_dir": str(run_dir), "teacher": {"type": "human"}})
         demo_store(run_dir / "preferences.sqlite", args.demo, args.pairs)
         save_yaml(config, run_dir / "config.yaml")
     config = _run_config(run_dir)
-    human = config.teacher.human
+    human = config.teacher if config.teacher_type == "human" else HumanTeacherConfig()  # server settings (defaults unless human)
     store = _store(args)
     cache_dir = human.cache_dir or str(run_dir / "videos")
     server = LabelServer(store, cache_dir, human.task or default_task(config.env), human.render_settings(),

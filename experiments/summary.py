@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from pbrl.experiments.config import REWARD_FREE_METHODS, TrainConfig
+from pbrl.experiments.config import TrainConfig
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -15,8 +15,9 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 
 
 def format_summary(summary: dict[str, float], run_dir: Path, config: TrainConfig) -> str:
-    reward_free = config.method in REWARD_FREE_METHODS
-    unit = "gradient steps" if reward_free and config.reward_free.dataset else "env steps"
+    reward_free = config.reward_free_learner
+    unit = "gradient steps" if config.offline else "env steps"
+    heldout = summary.get("reward/heldout_accuracy", summary.get("policy/heldout_accuracy"))
     rows = [
         ("environment / method", f"{config.env} / {config.method}"),
         (unit, _fmt(summary.get("steps"), ".0f")),
@@ -25,7 +26,7 @@ def format_summary(summary: dict[str, float], run_dir: Path, config: TrainConfig
         ("eval success rate", _fmt(summary.get("eval/success_rate"), ".2f")),
         ("train true return (last 10 ep.)", _fmt(summary.get("train/true_episode_return"), ".1f")),
         ("queries asked / labeled", f"{_fmt(summary.get('teacher/asked'), '.0f')} / {_fmt(summary.get('teacher/labeled'), '.0f')}"),
-        ("reward held-out accuracy (new queries)", _fmt(summary.get("reward/heldout_accuracy"))),
+        ("held-out preference accuracy", _fmt(heldout)),
         ("reward accuracy on fresh random pairs", _fmt(summary.get("reward/fresh_pair_accuracy"))),
         ("reward train accuracy", _fmt(summary.get("reward/train_accuracy"))),
         ("learned vs true reward corr.", _fmt(summary.get("reward/true_correlation"))),

@@ -6,25 +6,37 @@ import json
 
 import numpy as np
 
-from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
-from pbrl.experiments.train import Trainer, resume_config
+from pbrl import Runner
+from pbrl.experiments.config import TrainConfig, load_run_config, parse_config
 from pbrl.store import PreferenceStore
 from tests.helpers import train_until_round_then_kill
 
 TINY = [
     "env=gym:HalfCheetah-v5", "max_episode_steps=100", "steps=700", "eval_interval=100000", "eval_episodes=1",
-    "progress=false", "sac.learning_starts=100", "sac.batch_size=64", "sac.hidden_sizes=[32,32]",
+    "progress=false", "agent.learning_starts=100", "agent.batch_size=64", "agent.hidden_sizes=[32,32]",
     "feedback.first_query_step=300", "feedback.interval=150", "feedback.per_round=5", "feedback.budget=15",
-    "feedback.segment_length=10", "reward.hidden_sizes=[16,16]", "reward.max_epochs=5",
+    "feedback.segment_length=10", "learner.hidden_sizes=[16,16]", "learner.max_epochs=5",
 ]
 
 
 def tiny(tmp_path, *extra: str) -> TrainConfig:
-    return from_dict(TrainConfig, apply_overrides({}, [*TINY, f"run_dir={tmp_path}", *extra]))
+    return parse_config({}, [*TINY, f"run_dir={tmp_path}", *extra])
+
+
+def tiny_sac(tmp_path, *extra: str) -> TrainConfig:
+    """The true-reward SAC baseline: TINY without the learner's and the feedback's keys."""
+    keep = [o for o in TINY if not o.startswith(("learner.", "feedback."))]
+    return parse_config({}, [*keep, "method=sac", f"run_dir={tmp_path}", *extra])
+
+
+def tiny_ppo(tmp_path, *extra: str) -> TrainConfig:
+    """PrefPPO: TINY without SAC's keys, two envs and 64-step rollouts."""
+    keep = [o for o in TINY if not o.startswith("agent.")]
+    return parse_config({}, [*keep, "method=pref-ppo", "agent.n_envs=2", "agent.n_steps=64", f"run_dir={tmp_path}", *extra])
 
 
 def test_pebble_run_writes_everything_and_relabels_consistently(tmp_path):
-    trainer = Trainer(tiny(tmp_path), tmp_path)
+    trainer = Runner(tiny(tmp_path), tmp_path)
     summary = trainer.train()
     counts = PreferenceStore(tmp_path / "preferences.sqlite").counts()
     assert counts.asked == 15 and counts.labeled == 15
@@ -49,10 +61,10 @@ def test_pebble_run_writes_everything_and_relabels_consistently(tmp_path):
 
 
 def test_pref_ppo_and_true_reward_sac_run(tmp_path):
-    ppo = Trainer(tiny(tmp_path / "ppo", "method=pref-ppo", "ppo.n_envs=2", "ppo.n_steps=64", "steps=1280"), tmp_path / "ppo")
+    ppo = Runner(tiny_ppo(tmp_path / "ppo", "steps=1280"), tmp_path / "ppo")
     ppo.train()
     assert PreferenceStore(tmp_path / "ppo" / "preferences.sqlite").counts().labeled == 15
-    sac = Trainer(tiny(tmp_path / "sac", "method=sac", "steps=300"), tmp_path / "sac")
+    sac = Runner(tiny_sac(tmp_path / "sac", "steps=300"), tmp_path / "sac")
     summary = sac.train()
     assert sac.learner is None and "eval/true_return" in summary
     assert PreferenceStore(tmp_path / "sac" / "preferences.sqlite").counts().asked == 0
@@ -62,7 +74,7 @@ def test_same_seed_same_numbers(tmp_path):
     runs = []
     for name in ("a", "b"):
         config = tiny(tmp_path / name, "steps=500", "feedback.budget=10")
-        Trainer(config, tmp_path / name).train()
+        Runner(config, tmp_path / name).train()
         store = PreferenceStore(tmp_path / name / "preferences.sqlite")
         data, _ = store.dataset()
         rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
@@ -84,7 +96,7 @@ def test_killed_run_resumes_with_every_label_and_its_schedule(tmp_path):
     assert 10 <= asked_before < 30
     saved = json.loads((run / "checkpoint" / "state.json").read_text())
 
-    trainer = Trainer(resume_config(run), run, resume=True)
+    trainer = Runner(load_run_config(run), run, resume=True)
     assert trainer.model.num_timesteps == saved["num_timesteps"]
     trainer.train()
 
@@ -106,31 +118,31 @@ def after_metrics(run):
 
 
 def test_resume_drops_the_metrics_rows_written_after_the_checkpoint(tmp_path):
-    Trainer(tiny(tmp_path, "steps=400", "feedback.budget=5"), tmp_path).train()
+    Runner(tiny(tmp_path, "steps=400", "feedback.budget=5"), tmp_path).train()
     with (tmp_path / "metrics.jsonl").open("a") as f:  # what a run killed after its checkpoint leaves behind
         f.write(json.dumps({"step": 450, "time": 0.0, "stale": 1.0}) + "\n" + '{"step": 46')
-    Trainer(resume_config(tmp_path, {"steps": 500}), tmp_path, resume=True).train()
+    Runner(load_run_config(tmp_path, ["steps=500"]), tmp_path, resume=True).train()
     rows = after_metrics(tmp_path)
     assert not any("stale" in r for r in rows) and rows[-1]["step"] == 500
     assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
 
 
 def test_resume_after_a_kill_between_the_checkpoint_renames(tmp_path):
-    Trainer(tiny(tmp_path, "steps=400", "feedback.budget=5"), tmp_path).train()
+    Runner(tiny(tmp_path, "steps=400", "feedback.budget=5"), tmp_path).train()
     (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")  # the state a kill mid-swap leaves
     (tmp_path / "checkpoint.tmp").mkdir()
-    trainer = Trainer(resume_config(tmp_path, {"steps": 500}), tmp_path, resume=True)
+    trainer = Runner(load_run_config(tmp_path, ["steps=500"]), tmp_path, resume=True)
     assert trainer.model.num_timesteps == 400  # the last complete checkpoint, not a fresh agent
     trainer.train()
     assert trainer.model.num_timesteps == 500 and not (tmp_path / "checkpoint.tmp").exists()
 
 
 def test_pref_ppo_resumes_with_its_reward_normalisation(tmp_path):
-    config = tiny(tmp_path, "method=pref-ppo", "ppo.n_envs=2", "ppo.n_steps=64", "steps=512", "feedback.first_query_step=128")
-    first = Trainer(config, tmp_path)
+    config = tiny_ppo(tmp_path, "steps=512", "feedback.first_query_step=128")
+    first = Runner(config, tmp_path)
     first.train()
     ret_rms = first.model.get_env().ret_rms.var.copy()
-    resumed = Trainer(resume_config(tmp_path, {"steps": 768}), tmp_path, resume=True)
+    resumed = Runner(load_run_config(tmp_path, ["steps=768"]), tmp_path, resume=True)
     np.testing.assert_allclose(resumed.model.get_env().ret_rms.var, ret_rms)
     resumed.train()
     assert resumed.model.num_timesteps == 768

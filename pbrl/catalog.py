@@ -1,0 +1,185 @@
+"""The built-in learners and teachers, registered by name (loaded by :mod:`pbrl.registry`).
+
+Each ``learner:`` / ``teacher:`` section holds only its type's keys. Learners that build on
+another's settings get one self-contained section: the reward-based variants of PEBBLE's
+Bradley–Terry ensemble inherit its keys (``advantage``, ``hprior``, ``reed``: one flat section),
+P-IQL is IPL's keys plus a nested ``reward:`` ensemble, and behaviour cloning keeps only the
+policy and optimiser keys it reads. Adding one: a new module with its config dataclass and
+class, and one ``register_*`` line below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from pbrl.learners.advantage import AdvantageConfig, AdvantageLearner
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
+from pbrl.learners.cpl import BC_DATA, CPL, BehaviourCloning, CPLConfig
+from pbrl.learners.hindsight_prior import HindsightPrior, HindsightPriorConfig
+from pbrl.learners.ipl import IPL, IPLConfig
+from pbrl.learners.piql import PreferenceIQL
+from pbrl.learners.reed import REED, REEDConfig
+from pbrl.registry import BuildContext, ConfigError, register_learner, register_teacher
+from pbrl.teachers.human import HumanTeacher, HumanTeacherConfig
+from pbrl.teachers.regret import RegretTeacher
+from pbrl.teachers.synthetic import PRESETS, SyntheticTeacher, SyntheticTeacherConfig
+
+
+# ---------------------------------------------------------------------------- learner sections
+@dataclass(frozen=True)
+class AdvantageLearnerConfig(BTEnsembleConfig, AdvantageConfig):
+    """learner.type=advantage: the optimal advantage Â from the regret likelihood (Knox et al.),
+    an ensemble with the Bradley–Terry ensemble's keys plus Â's."""
+
+    def __post_init__(self) -> None:
+        BTEnsembleConfig.__post_init__(self)
+        AdvantageConfig.__post_init__(self)
+
+
+@dataclass(frozen=True)
+class HindsightPriorLearnerConfig(BTEnsembleConfig, HindsightPriorConfig):
+    """learner.type=hprior: Hindsight PRIOR, the ensemble's keys plus the world model's."""
+
+    def __post_init__(self) -> None:
+        BTEnsembleConfig.__post_init__(self)
+        HindsightPriorConfig.__post_init__(self)
+
+
+@dataclass(frozen=True)
+class REEDLearnerConfig(BTEnsembleConfig, REEDConfig):
+    """learner.type=reed: REED, the ensemble's keys plus the dynamics-aware encoder's."""
+
+    def __post_init__(self) -> None:
+        BTEnsembleConfig.__post_init__(self)
+        REEDConfig.__post_init__(self)
+
+
+@dataclass(frozen=True)
+class PIQLConfig(IPLConfig):
+    """learner.type=piql: P-IQL, IQL with IPL's keys on the reward of a Bradley–Terry ensemble."""
+
+    reward: BTEnsembleConfig = field(default_factory=BTEnsembleConfig)
+    """The reward model (its device follows learner.device)."""
+
+
+_CPL = CPLConfig()
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """learner.type=bc: behaviour cloning on the labeled segments (CPL's policy, trained by L_BC alone)."""
+
+    bc_data: str = _CPL.bc_data
+    """Segments cloned: 'all', or 'preferred' (the winner of each pair; ties count both) = the CPL paper's SFT."""
+    lr: float = _CPL.lr
+    """Adam learning rate."""
+    batch_size: int = _CPL.batch_size
+    """Pairs per minibatch."""
+    window: int | None = _CPL.window
+    """Cut each segment to a random window of this many steps (None = whole segments)."""
+    hidden_sizes: tuple[int, ...] = _CPL.hidden_sizes
+    """Hidden widths of the policy MLP."""
+    dropout: float = _CPL.dropout
+    """Dropout after each hidden layer of the policy."""
+    steps_per_update: int = _CPL.steps_per_update
+    """Gradient steps per update() call (offline: per evaluation interval; online: per feedback round)."""
+    device: str = _CPL.device
+    """Torch device ('cpu', 'cuda', 'auto')."""
+
+    def __post_init__(self) -> None:
+        if self.bc_data not in BC_DATA:
+            raise ValueError(f"learner.bc_data={self.bc_data!r} is unknown; choose one of {list(BC_DATA)}")
+        if self.batch_size < 1 or self.steps_per_update < 1:
+            raise ValueError("learner.batch_size and learner.steps_per_update must be ≥ 1")
+
+    def as_cpl(self) -> CPLConfig:
+        """The CPL config BehaviourCloning runs on: these keys, CPL's defaults for the loss it never computes."""
+        return replace(_CPL, bc_data=self.bc_data, lr=self.lr, batch_size=self.batch_size, window=self.window,
+                       hidden_sizes=self.hidden_sizes, dropout=self.dropout, steps_per_update=self.steps_per_update,
+                       device=self.device)
+
+
+# ---------------------------------------------------------------------------- teacher sections
+@dataclass(frozen=True)
+class SyntheticTeacherSection:
+    """teacher.type=synthetic: B-Pref's scripted teacher, a preset whose knobs can be overridden."""
+
+    preset: str = "oracle"
+    """B-Pref preset: oracle, stoc, mistake, skip, equal, myopic (knobs below override it)."""
+    beta: float | None = None
+    """Rationality β (None = from preset; inf = perfectly rational)."""
+    gamma: float | None = None
+    """Myopia γ (None = from preset)."""
+    eps_mistake: float | None = None
+    """Mistake probability ε (None = from preset)."""
+    eps_skip: float | None = None
+    """Skip threshold fraction (None = from preset)."""
+    eps_equal: float | None = None
+    """Equal threshold fraction (None = from preset)."""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"teacher.preset={self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
+        self.synthetic()  # validates the knobs
+
+    def synthetic(self) -> SyntheticTeacherConfig:
+        """The preset with the knobs that are set."""
+        knobs = {f: getattr(self, f) for f in ("beta", "gamma", "eps_mistake", "eps_skip", "eps_equal")}
+        return replace(PRESETS[self.preset], **{k: v for k, v in knobs.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class RegretTeacherSection(SyntheticTeacherSection):
+    """teacher.type=regret: labels by an expert's optimal advantage (Knox et al.), with B-Pref's knobs."""
+
+    expert: str | None = None
+    """Path to a SAC agent trained on the true reward (checkpoint/agent.zip of a true-reward SAC run)."""
+    expert_samples: int = 16
+    """Actions sampled from the expert's policy to estimate E_a'~π Q(s, a')."""
+
+
+# ---------------------------------------------------------------------------- factories
+def _piql(config: PIQLConfig, ctx: BuildContext) -> PreferenceIQL:
+    reward = BTEnsemble(ctx.obs_dim, ctx.act_dim, replace(config.reward, device=config.device), ctx.seed)
+    return PreferenceIQL(ctx.obs_dim, ctx.act_dim, reward, config, ctx.seed)
+
+
+def _regret_teacher(config: RegretTeacherSection, ctx: BuildContext) -> RegretTeacher:
+    from pbrl.agents.expert import load_expert, sac_advantage  # SB3 only when this teacher is used
+
+    if not config.expert:
+        raise ConfigError("teacher.type=regret needs teacher.expert=<path to a SAC checkpoint/agent.zip> (train one with --method sac)")
+    advantage = sac_advantage(load_expert(config.expert), config.expert_samples, seed=ctx.seed)
+    return RegretTeacher(advantage, config.synthetic(), name=f"regret:{config.preset}")
+
+
+def _human_teacher(config: HumanTeacherConfig, ctx: BuildContext) -> HumanTeacher:
+    from importlib.util import find_spec
+
+    if not all(find_spec(module) for module in ("fastapi", "uvicorn", "imageio_ffmpeg")):  # the web stack is an extra
+        raise ConfigError("teacher.type=human serves a labeling page: pip install -e '.[label]'")
+    return HumanTeacher(config, ctx.env_id, budget=ctx.budget)
+
+
+register_learner("bt", BTEnsembleConfig, lambda c, ctx: BTEnsemble(ctx.obs_dim, ctx.act_dim, c, ctx.seed),
+                 "PEBBLE's Bradley–Terry reward ensemble")
+register_learner("advantage", AdvantageLearnerConfig, lambda c, ctx: AdvantageLearner(ctx.obs_dim, ctx.act_dim, c, c, ctx.seed),
+                 "optimal advantage Â from the regret likelihood (Knox et al.), acted on greedily or used as a reward")
+register_learner("hprior", HindsightPriorLearnerConfig,
+                 lambda c, ctx: HindsightPrior(ctx.obs_dim, ctx.act_dim, ctx.segment_length, c, c, ctx.seed),
+                 "Hindsight PRIOR: return redistribution by a world model's attention")
+register_learner("reed", REEDLearnerConfig, lambda c, ctx: REED(ctx.obs_dim, ctx.act_dim, c, c, ctx.seed),
+                 "REED: a dynamics-aware (self-predictive) state-action encoder")
+register_learner("cpl", CPLConfig, lambda c, ctx: CPL(ctx.obs_dim, ctx.act_dim, c, ctx.seed),
+                 "Contrastive Preference Learning: the policy from preferences, no reward", reward_free=True)
+register_learner("ipl", IPLConfig, lambda c, ctx: IPL(ctx.obs_dim, ctx.act_dim, c, ctx.seed),
+                 "Inverse Preference Learning: Q and V from preferences, no reward model", reward_free=True)
+register_learner("piql", PIQLConfig, _piql, "P-IQL: a Bradley–Terry reward model, then IQL", reward_free=True)
+register_learner("bc", BCConfig, lambda c, ctx: BehaviourCloning(ctx.obs_dim, ctx.act_dim, c.as_cpl(), ctx.seed),
+                 "behaviour cloning on the labeled segments (baseline)", reward_free=True)
+
+register_teacher("synthetic", SyntheticTeacherSection,
+                 lambda c, ctx: SyntheticTeacher(c.synthetic(), name=f"synthetic:{c.preset}"),
+                 "B-Pref's scripted teacher (oracle, stoc, mistake, skip, equal, myopic)")
+register_teacher("regret", RegretTeacherSection, _regret_teacher, "labels by a SAC expert's optimal advantage")
+register_teacher("human", HumanTeacherConfig, _human_teacher, "people on the labeling web page the run serves")
