@@ -32,6 +32,7 @@ from pbrl.experiments.config import (
     parse_dataclass,
     to_dict,
 )
+from pbrl.experiments.doctor import add_doctor_command
 from pbrl.experiments.label_cli import add_label_commands, start_labeling
 
 _SHORTCUTS = {  # CLI flag -> dotted config key
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--metric", default="eval/true_return")
     report.set_defaults(func=_report)
     add_label_commands(sub)
+    add_doctor_command(sub)
     sub.add_parser("envs", help="list supported environment ids").set_defaults(func=_envs)
     collect = sub.add_parser("collect", help="make an offline preference dataset (expert, mixed-quality rollouts, labels)")
     collect.add_argument("--config", help="YAML with CollectConfig keys (see experiments/collect.py)")
