@@ -206,3 +206,24 @@ def test_preference_iql_takes_a_pt_reward() -> None:
     metrics = learner.update(_task(32, 0))
     assert "reward_model/train_accuracy" in metrics and np.isfinite(metrics["td_loss"])
     assert learner.act(np.zeros((2, 3))).shape == (2, 2)
+
+
+def test_episode_rewards_serve_the_windowed_reward_of_known_transitions() -> None:
+    from types import SimpleNamespace
+
+    from pbrl.learners.preference_transformer import EpisodeRewards
+
+    rng = np.random.default_rng(3)
+    obs, actions = rng.normal(size=(12, 3)), rng.uniform(-1, 1, (12, 2))
+    episodes = SimpleNamespace(obs=obs, actions=actions, start=np.array([0, 5]), length=np.array([5, 7]))
+    model = PreferenceTransformer(3, 2, SMALL, seed=0)
+    reward = EpisodeRewards(model, episodes)
+    expected = np.concatenate([model.trajectory_rewards(obs[:5], actions[:5]), model.trajectory_rewards(obs[5:], actions[5:])])
+    order = np.array([7, 0, 11, 3])
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    served = reward.reward_tensor(as_t(obs[order]), as_t(actions[order]), as_t(obs[order])).numpy()
+    np.testing.assert_allclose(served, expected[order], rtol=1e-6)
+    stranger = rng.normal(size=(1, 3))  # not in the episodes: the one-step read
+    one_step = model.reward_tensor(as_t(stranger), as_t(actions[:1]), as_t(stranger)).numpy()
+    np.testing.assert_allclose(reward.reward_tensor(as_t(stranger), as_t(actions[:1]), as_t(stranger)).numpy(), one_step)
+    assert not np.allclose(expected[6:], model.reward_tensor(as_t(obs[6:]), as_t(actions[6:]), as_t(obs[6:])).numpy())  # context matters

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from pbrl.learners.bradley_terry import BTEnsembleConfig
 from pbrl.augment import crop_masks
-from pbrl.learners.surf import SURF, SURFConfig, pseudo_labels
+from pbrl.learners.surf import SURF, SURFConfig, UnlabeledWalk, pseudo_labels
 from pbrl.segments import PreferenceDataset
 from tests.helpers import filled_log
 
@@ -74,10 +74,10 @@ def test_minibatch_loss_matches_reference() -> None:
     u_left, u_right = (log.sample_segments(40, S, rng).segments for _ in range(2))
     learner.add_unlabeled(u_left, u_right)
     labels = torch.as_tensor(rng.integers(0, 2, b), dtype=torch.float32)[None]
-    learner._unlabeled = (learner._labeled(learner.pool[0]), learner._labeled(learner.pool[1]))
+    walk = UnlabeledWalk(learner._labeled(learner.pool[0]), learner._labeled(learner.pool[1]))
     np_state, torch_state = learner.rng.bit_generator.state, learner.generator.get_state()
     index = torch.arange(b)[None]
-    loss, _, _ = learner._batch_loss(learner._labeled(left), learner._labeled(right), index, labels)
+    loss, _, _ = learner._batch_loss(learner._labeled(left), learner._labeled(right), index, labels, walk)
 
     # the reference's computation with the same random draws
     draws = np.random.default_rng()

@@ -217,4 +217,52 @@ class PreferenceTransformer(RewardLearner):
         self.generator.set_state(state["generator"])
 
 
-__all__ = ["PreferenceTransformer", "PreferenceTransformerConfig", "warmup_cosine"]
+class EpisodeRewards(RewardLearner):
+    """A Preference Transformer whose reward on a fixed set of episodes is the reference's: after
+    every update each step's reward is recomputed from its ``context``-step window
+    (:meth:`PreferenceTransformer.trajectory_rewards`, as ``reward_from_preference_transformer``
+    relabels a dataset before IQL) and served by looking the transition up; a transition from
+    outside the episodes gets the one-step read. Give it to P-IQL with the dataset's episodes."""
+
+    def __init__(self, model: PreferenceTransformer, episodes: Any) -> None:
+        """``episodes``: steps of whole episodes back to back (``obs``, ``actions``, ``start``, ``length``;
+        :class:`pbrl.datasets.offline.Episodes`)."""
+        self.model, self.episodes = model, episodes
+        self.device = model.device
+        rows = np.concatenate([np.asarray(episodes.obs, np.float32), np.asarray(episodes.actions, np.float32)], axis=1)
+        self._index = {row.tobytes(): i for i, row in enumerate(rows)}
+        self._rewards: np.ndarray | None = None
+
+    def _relabel(self) -> None:
+        ep = self.episodes
+        self._rewards = np.concatenate([
+            self.model.trajectory_rewards(ep.obs[s : s + n], ep.actions[s : s + n]) for s, n in zip(ep.start, ep.length)
+        ])
+
+    def update(self, data: PreferenceDataset) -> dict[str, float]:
+        metrics = self.model.update(data)
+        self._relabel()
+        return metrics
+
+    @torch.no_grad()
+    def reward_tensor(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        if self._rewards is None:
+            self._relabel()
+        rows = torch.cat([obs, actions], dim=1).float().cpu().numpy()
+        found = np.array([self._index.get(row.tobytes(), -1) for row in rows], dtype=np.int64)
+        out = self.model.reward_tensor(obs, actions, next_obs).cpu().numpy() if (found < 0).any() else np.zeros(len(rows), np.float32)
+        out[found >= 0] = self._rewards[found[found >= 0]]
+        return torch.as_tensor(out, device=self.device)
+
+    def member_segment_returns(self, segments: Segments) -> torch.Tensor:
+        return self.model.member_segment_returns(segments)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state)
+        self._rewards = None
+
+
+__all__ = ["EpisodeRewards", "PreferenceTransformer", "PreferenceTransformerConfig", "warmup_cosine"]

@@ -83,6 +83,24 @@ def pseudo_labels(return_left: torch.Tensor, return_right: torch.Tensor, thresho
     return (return_left >= return_right).float(), confident.float()
 
 
+@dataclass
+class UnlabeledWalk:
+    """One update's unlabeled pool on the device, each member's walk through it and its pseudo-label counts."""
+
+    left: SegmentTensors
+    """σ¹ of the unlabeled pairs."""
+    right: SegmentTensors
+    """σ² of the unlabeled pairs."""
+    order: torch.Tensor | None = None
+    """Each member's order over the pool ``[E, U]`` (drawn when first needed, redrawn when used up)."""
+    cursor: int = 0
+    """Next position in ``order``."""
+    confident: float = 0.0
+    """Unlabeled pairs pseudo-labeled so far (mask = 1)."""
+    seen: float = 0.0
+    """Unlabeled pairs drawn so far."""
+
+
 class SURF(BTEnsemble):
     """PEBBLE's ensemble trained with SURF's pseudo-labels and temporal cropping (module docstring)."""
 
@@ -92,14 +110,12 @@ class SURF(BTEnsemble):
         self.rng = np.random.default_rng(seed)
         self.pool: tuple[Segments, Segments] | None = None
         self.labels_seen = 0
+        self.last_walk: UnlabeledWalk | None = None
+        """The last update's walk (its pseudo-label counts are reported as ``surf_pseudo_ratio``)."""
         self._view: TransitionView | None = None
-        self._unlabeled: tuple[SegmentTensors, SegmentTensors] | None = None
-        self._order: torch.Tensor | None = None  # per-member order over the pool [E, U]
-        self._cursor = 0
-        self._stats = np.zeros(2)  # confident, seen (this update)
 
     def observe(self, view: TransitionView) -> dict[str, float]:
-        """Keep the round's view of the log to draw the new unlabeled pairs from in :meth:`update`."""
+        """Keep the round's view of the log to draw the new unlabeled pairs from at the next update."""
         self._view = view
         return {}
 
@@ -118,58 +134,61 @@ class SURF(BTEnsemble):
         left, right = (view.sample_segments(count, length, self.rng) for _ in range(2))
         self.add_unlabeled(left, right)
 
-    def update(self, data: PreferenceDataset) -> dict[str, float]:
+    def update_context(self, data: PreferenceDataset) -> UnlabeledWalk | None:
+        """Grow the pool by ``pool_ratio`` pairs per new label; the walk this update's minibatches draw from."""
         length = data.left.length
         self._draw_unlabeled(self.surf.pool_ratio * (len(data) - self.labels_seen), length)
         self.labels_seen = len(data)
-        self._unlabeled, self._order, self._cursor = None, None, 0
+        self.last_walk = None
         if self.pool is not None and self.surf.unlabeled_ratio > 0 and self.pool[0].length == length:
-            self._unlabeled = (self._labeled(self.pool[0]), self._labeled(self.pool[1]))
-        self._stats[:] = 0
-        metrics = super().update(data)
-        self._unlabeled = None
-        pool = 0 if self.pool is None else len(self.pool[0])
-        return {**metrics, "surf_pool": float(pool), "surf_pseudo_ratio": float(self._stats[0] / max(self._stats[1], 1.0))}
+            self.last_walk = UnlabeledWalk(self._labeled(self.pool[0]), self._labeled(self.pool[1]))
+        return self.last_walk
+
+    def update(self, data: PreferenceDataset, weights: np.ndarray | None = None) -> dict[str, float]:
+        metrics = super().update(data, weights)
+        walk, pool = self.last_walk, 0 if self.pool is None else len(self.pool[0])
+        ratio = 0.0 if walk is None else walk.confident / max(walk.seen, 1.0)
+        return {**metrics, "surf_pool": float(pool), "surf_pseudo_ratio": ratio}
 
     def _crop(self, shape: tuple[int, int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
         masks = crop_masks(shape, length, self.surf.window, self.surf.crop_range, self.rng)
         return tuple(torch.as_tensor(m, device=self.device) for m in masks)  # type: ignore[return-value]
 
-    def _unlabeled_index(self, count: int) -> torch.Tensor:
+    def _unlabeled_index(self, walk: UnlabeledWalk, count: int) -> torch.Tensor:
         """The next ``count`` pool indices of each member's own order ``[E, count]`` (reshuffled when used up)."""
-        size = len(self._unlabeled[0].x)
-        if self._order is None or self._cursor >= size:
-            self._order = torch.stack([torch.randperm(size, generator=self.generator) for _ in range(self.config.ensemble_size)]).to(self.device)
-            self._cursor = 0
-        index = self._order[:, self._cursor : self._cursor + count]
-        self._cursor += count
+        size = len(walk.left.x)
+        if walk.order is None or walk.cursor >= size:
+            walk.order = torch.stack([torch.randperm(size, generator=self.generator) for _ in range(self.config.ensemble_size)]).to(self.device)
+            walk.cursor = 0
+        index = walk.order[:, walk.cursor : walk.cursor + count]
+        walk.cursor += count
         return index
 
     def _batch_loss(
         self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor,
-        context: Any = None, weights: torch.Tensor | None = None,
+        context: UnlabeledWalk | None = None, weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``Σ_e [L_BT(cropped R̂¹, cropped R̂²) + λ_u L_u]``; the cropped labeled returns go back for accuracy."""
+        """``Σ_e [(1/b) Σ_i w_i L_BT,i(cropped R̂¹, cropped R̂²) + λ_u L_u]``; the cropped labeled returns go back for accuracy."""
         length = left.x.shape[1]
         mask_left, mask_right = self._crop(tuple(index.shape), length)
         r_left = (self._member_step_rewards(left, index) * mask_left).sum(dim=-1)
         r_right = (self._member_step_rewards(right, index) * mask_right).sum(dim=-1)
         per_pair = bradley_terry_loss(r_left, r_right, labels)
         loss = (per_pair if weights is None else per_pair * weights).mean(dim=1).sum()
-        if self._unlabeled is not None:
-            loss = loss + self.surf.unlabeled_weight * self._unlabeled_loss(index.shape[1] * self.surf.unlabeled_ratio)
+        if context is not None:
+            loss = loss + self.surf.unlabeled_weight * self._unlabeled_loss(context, index.shape[1] * self.surf.unlabeled_ratio)
         return loss, r_left, r_right
 
-    def _unlabeled_loss(self, count: int) -> torch.Tensor:
+    def _unlabeled_loss(self, walk: UnlabeledWalk, count: int) -> torch.Tensor:
         """``Σ_e mean_u [1{max p ≥ τ} CE(cropped logits, ŷ)]`` with ŷ from each member's centre returns."""
-        u_left, u_right = self._unlabeled
-        index = self._unlabeled_index(count)
-        steps_left, steps_right = self._member_step_rewards(u_left, index), self._member_step_rewards(u_right, index)
+        index = self._unlabeled_index(walk, count)
+        steps_left, steps_right = self._member_step_rewards(walk.left, index), self._member_step_rewards(walk.right, index)
         w = self.surf.window
         centre = slice(w, steps_left.shape[-1] - w)
         with torch.no_grad():
             target, confident = pseudo_labels(steps_left[..., centre].sum(-1), steps_right[..., centre].sum(-1), self.surf.threshold)
-        self._stats += (confident.sum().item(), confident.numel())
+        walk.confident += confident.sum().item()
+        walk.seen += confident.numel()
         mask_left, mask_right = self._crop(tuple(index.shape), steps_left.shape[-1])
         per_pair = bradley_terry_loss((steps_left * mask_left).sum(-1), (steps_right * mask_right).sum(-1), target)
         return (per_pair * confident).mean(dim=1).sum()
@@ -188,4 +207,4 @@ class SURF(BTEnsemble):
         self.pool = None if pool is None else tuple(Segments(**side) for side in pool)  # type: ignore[assignment]
 
 
-__all__ = ["SURF", "SURFConfig", "pseudo_labels"]
+__all__ = ["SURF", "SURFConfig", "UnlabeledWalk", "pseudo_labels"]
