@@ -10,15 +10,16 @@
    is spent. After every round: the learner's accuracy on a fixed held-out set of
    oracle-labeled pairs drawn uniformly from the log (ties excluded), and the Pearson
    correlation of learned and true per-step reward over the whole log.
-3. **Selection time.** For pools of 10³–10⁵ candidate pairs (n = pool / pool_multiplier
-   queries per round, B-Pref's geometry, plus n = 100 on the largest pool) and a learner
+3. **Selection time.** For pools of 10³–10⁴ candidate pairs (n = pool / pool_multiplier
+   queries per round, B-Pref's geometry) and 10⁵ pairs with n = 100, and a learner
    trained on the seed-0 uniform labels:
    the ensemble's ``pair_probabilities`` on the pool (the learner's cost, which every
-   ensemble-based strategy pays once per round) and each strategy's own time given them.
+   ensemble-based strategy pays once per round) and each strategy's own time given them;
+   k-center with its default exact distances and with the opt-in 128-d projection.
 
 Usage::
 
-    python -m pbrl.experiments.bench.query_strategies [--seeds 3] [--budget 150] [--per-round 15] [--pools 1000 10000 100000]
+    python -m pbrl.experiments.bench.query_strategies [--seeds 3] [--budget 150] [--per-round 15] [--pools 1000 10000] [--large-pool 100000]
 
 Writes ``experiments/bench/results/query_strategies.{md,png}``. QPA is measured here
 as a query rule only (its "recent" is the last 10 logged episodes of a fixed behaviour
@@ -46,10 +47,13 @@ from pbrl.store import PreferenceStore
 from pbrl.teachers.synthetic import SyntheticTeacher
 from pbrl.transitions import TransitionLog
 
-STRATEGIES = ["uniform", "disagreement", "entropy", "bald", "kcenter", "kcenter-disagreement", "kcenter-entropy", "qpa"]
+STRATEGIES = ["uniform", "disagreement", "entropy", "predictive-entropy", "bald", "kcenter", "kcenter-disagreement", "kcenter-entropy",
+              "qpa"]
 RESULTS = Path(__file__).parent / "results"
 SCORING = "ensemble scoring (pair_probabilities)"
-USES_SCORES = {"disagreement", "entropy", "bald", "kcenter-disagreement", "kcenter-entropy"}
+USES_SCORES = {"disagreement", "entropy", "predictive-entropy", "bald", "kcenter-disagreement", "kcenter-entropy"}
+PROJECTED = "kcenter, kcenter_projection=128"
+TIMED = {**{name: (name, QueryConfig()) for name in STRATEGIES}, PROJECTED: ("kcenter", QueryConfig(kcenter_projection=128))}
 
 
 def collect(env_id: str, episodes: int, episode_length: int, seed: int) -> TransitionLog:
@@ -100,11 +104,11 @@ def run_one(strategy: str, seed: int, log: TransitionLog, test, all_steps, args)
     return curve, loop
 
 
-def timing_columns(pools: list[int], extra_n: int | None) -> list[tuple[int, int]]:
-    """(pool, n) settings: n = pool / pool_multiplier, plus a realistic small n for the largest pool."""
+def timing_columns(pools: list[int], large_pool: int | None, extra_n: int) -> list[tuple[int, int]]:
+    """(pool, n) settings: n = pool / pool_multiplier, plus a realistic small n on a large pool."""
     columns = [(size, size // QueryConfig().pool_multiplier) for size in pools]
-    if extra_n and extra_n != columns[-1][1]:
-        columns.append((pools[-1], extra_n))
+    if large_pool:
+        columns.append((large_pool, extra_n))
     return columns
 
 
@@ -115,8 +119,6 @@ def time_selection(log: TransitionLog, learner: BTEnsemble, labeled, columns: li
         left, right = log.sample_segments(size, args.segment_length, rng), log.sample_segments(size, args.segment_length, rng)
         candidates = CandidatePairs(left.segments, right.segments, np.minimum(left.provenance.env_step, right.provenance.env_step))
         del left, right
-        context = QueryContext(QueryConfig(), round_index=1, step=log.total_steps, episode_length=args.episode_length,
-                               labeled=labeled)
         started = time.perf_counter()
         probs = learner.pair_probabilities(candidates.left, candidates.right)
         scoring = time.perf_counter() - started
@@ -124,11 +126,13 @@ def time_selection(log: TransitionLog, learner: BTEnsemble, labeled, columns: li
         try:
             for n in [n for pool, n in columns if pool == size]:
                 timings[(SCORING, size, n)] = scoring
-                for name in STRATEGIES:
+                for name, (strategy, config) in TIMED.items():
+                    context = QueryContext(config, round_index=1, step=log.total_steps, episode_length=args.episode_length,
+                                           labeled=labeled)
                     best = float("inf")
                     for _ in range(3 if size * n <= 10**7 else 1):  # best of 3 where cheap (first calls warm torch up)
                         started = time.perf_counter()
-                        select_queries(name, make_strategy(name), candidates, learner, n, np.random.default_rng(1), context)
+                        select_queries(strategy, make_strategy(strategy), candidates, learner, n, np.random.default_rng(1), context)
                         best = min(best, time.perf_counter() - started)
                     timings[(name, size, n)] = best
                     print(f"  pool {size:>6}  n {n:>5}  {name:<22} {timings[(name, size, n)]:.3f} s", flush=True)
@@ -166,14 +170,15 @@ def summarise(curves: dict, timings: dict, columns: list[tuple[int, int]], args,
         "",
         "Selection time per round, seconds (one CPU thread; n queries from a pool of P). First row: the BT "
         "ensemble's `pair_probabilities` on the pool — the learner's cost, paid once per round by every strategy "
-        "marked *; the other rows are each strategy's own time given those scores (k-center: 128-d random "
-        "projection, the labeled pairs as initial centres). Best of 3 calls where P·n ≤ 10⁷, else one call. "
+        "marked *; the other rows are each strategy's own time given those scores (k-center: exact distances, "
+        "the default, as B-Pref; the labeled pairs as initial centres; the opt-in 128-d random projection on its "
+        "own row). Best of 3 calls where P·n ≤ 10⁷, else one call. "
         "Per-round total = own time (+ scoring if *). Shared 2-core machine: expect ±30 % noise.",
         "",
         "| strategy | " + " | ".join(f"P={p:,}, n={n:,}" for p, n in columns) + " |",
         "| --- | " + " | ".join("---" for _ in columns) + " |",
     ]
-    for name in [SCORING, *STRATEGIES]:
+    for name in [SCORING, *TIMED]:
         mark = " *" if name in USES_SCORES else ""
         lines.append(f"| {name}{mark} | " + " | ".join(f"{timings[(name, p, n)]:.3f}" for p, n in columns) + " |")
     return "\n".join(lines) + "\n"
@@ -195,6 +200,7 @@ def plot(curves: dict, timings: dict, pools: list[int], path: Path) -> None:
             ax.plot(labels, mean, label=name, marker="o", markersize=3)
             ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
         axes[2].plot(pools, [timings[(name, p, p // 10)] for p in pools], label=name, marker="o")
+    axes[2].plot(pools, [timings[(PROJECTED, p, p // 10)] for p in pools], "k:", marker="o", label=PROJECTED)
     axes[2].plot(pools, [timings[(SCORING, p, p // 10)] for p in pools], "k--", label="ensemble scoring (learner)")
     axes[0].set(xlabel="labels", ylabel="held-out preference accuracy", title="Reward-model accuracy")
     axes[1].set(xlabel="labels", ylabel="Pearson r (learned vs true reward)", title="Reward correlation")
@@ -219,8 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reward-hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--heldout", type=int, default=500)
-    parser.add_argument("--pools", type=int, nargs="+", default=[1000, 10_000, 100_000])
-    parser.add_argument("--extra-n", type=int, default=100, help="also time this n on the largest pool (0: no)")
+    parser.add_argument("--pools", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--large-pool", type=int, default=100_000, help="also time n = --extra-n on a pool this large (0: no)")
+    parser.add_argument("--extra-n", type=int, default=100)
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -249,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"[{time.perf_counter() - started:.0f} s]", flush=True)
 
     labeled, _ = reference.store.dataset()
-    columns = timing_columns(sorted(args.pools), args.extra_n)
+    columns = timing_columns(sorted(args.pools), args.large_pool, args.extra_n)
     timings = time_selection(log, reference.learner, labeled, columns, args)
     args.out.mkdir(parents=True, exist_ok=True)
     table = summarise(curves, timings, columns, args, data_note)
