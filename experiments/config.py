@@ -35,6 +35,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pbrl.catalog import RegretTeacherSection, SyntheticTeacherSection
 from pbrl.feedback import FeedbackConfig
+from pbrl.learners.ipl import IPLConfig
 from pbrl.query import QueryConfig
 from pbrl.registry import AGENTS, LEARNERS, SAC_IMPLS, TEACHERS, ConfigError, Registry
 
@@ -210,9 +211,7 @@ def _expand_method(data: dict[str, Any]) -> dict[str, Any]:
         data["learner"] = None
     elif not keeps:
         data["learner"] = _retyped(current, learner)
-    if agent is None:
-        data.pop("agent", None)
-    else:
+    if agent is not None:  # (a reward-free method keeps any agent section: refused below, as it is not used)
         data["agent"] = _retyped(data.get("agent"), agent)
     return data
 
@@ -422,6 +421,7 @@ def convert_legacy_config(old: dict[str, Any]) -> dict[str, Any]:
         learner_type = _LEGACY_LEARNERS[legacy]
     new: dict[str, Any] = {k: v for k, v in old.items() if k in _TOP}
     reward = dict(old.get("reward") or {})
+    old = {**old, "ipl": _renamed(old.get("ipl") or {}, IPLConfig, {"tau": "polyak"})}
     if learner_type is None:
         new["learner"] = None
     elif learner_type == "piql":
@@ -452,6 +452,12 @@ def convert_legacy_config(old: dict[str, Any]) -> dict[str, Any]:
     if reward_free and old.get("reward_free"):
         new["reward_free"] = old["reward_free"]
     return new
+
+
+def _renamed(section: dict[str, Any], cls: type, renames: dict[str, str]) -> dict[str, Any]:
+    """``section`` with the keys ``cls`` no longer has under their new names."""
+    names = {f.name for f in fields(cls)}
+    return {renames[k] if k not in names and k in renames else k: v for k, v in section.items()}
 
 
 # ---------------------------------------------------------------------------- describe
