@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pbrl.learners.policies import mlp
+from pbrl.nets import mlp
 
 Policy = Callable[[np.ndarray], np.ndarray]  # obs [N, d] -> actions [N, a] in [-1, 1]
 

@@ -52,6 +52,7 @@ from torch.func import functional_call
 
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
 from pbrl.learners.ensemble import EnsembleMLP
+from pbrl.nets import mlp
 from pbrl.segments import PreferenceDataset
 from pbrl.transitions import TransitionView
 
@@ -82,13 +83,6 @@ class AdvantageConfig:
             raise ValueError("regret.anchor_steps must be ≥ 0 and regret.anchor_batch ≥ 1")
 
 
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*layers[:-1], nn.Tanh())  # actions in [−1, 1]
-
-
 class AdvantageLearner(BTEnsemble):
     """An ensemble ``Â_e(s, a)`` fit with the regret preference model; the agent either ascends
     it directly (mode=greedy, :meth:`differentiable_advantage`) or takes it as a reward
@@ -102,7 +96,7 @@ class AdvantageLearner(BTEnsemble):
         super().__init__(obs_dim, act_dim, reward, seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
-            self.actor = _mlp([obs_dim, *config.anchor_hidden, act_dim]).to(self.device)
+            self.actor = mlp(obs_dim, act_dim, config.anchor_hidden, output_activation="tanh").to(self.device)  # actions in [−1, 1]
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.anchor_lr)
         self.rng = np.random.default_rng(seed)
         self.anchor_states: torch.Tensor | None = None  # logged states μ trains on (set by observe)

@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pbrl.learners.policies import GaussianPolicy, PairBatch, PolicyLearner, mlp, sample_pairs
+from pbrl.learners.policies import GaussianPolicy, PairBatch, PolicyLearner, sample_pairs
+from pbrl.nets import mlp
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionView
 

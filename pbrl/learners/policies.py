@@ -22,21 +22,10 @@ import torch
 from torch import nn
 
 from pbrl.learners.base import PreferenceLearner
+from pbrl.nets import mlp
 from pbrl.segments import PreferenceDataset, Segments
 
 LOG_STD_BOUNDS = (-5.0, 2.0)
-
-
-def mlp(in_dim: int, out_dim: int, hidden: tuple[int, ...], dropout: float = 0.0) -> nn.Sequential:
-    """``Linear → ReLU (→ Dropout)`` per hidden width, then a linear output layer."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
 
 
 class GaussianPolicy(nn.Module):
@@ -46,7 +35,7 @@ class GaussianPolicy(nn.Module):
         self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], dropout: float = 0.0, learn_std: bool = False
     ) -> None:
         super().__init__()
-        self.net = mlp(obs_dim, act_dim, hidden, dropout)
+        self.net = mlp(obs_dim, act_dim, hidden, dropout=dropout)
         self.log_std = nn.Parameter(torch.zeros(act_dim)) if learn_std else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

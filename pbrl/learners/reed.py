@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
-from pbrl.learners.ensemble import BatchedLinear
+from pbrl.nets import BatchedLinear, mlp
 from pbrl.segments import PreferenceDataset
 from pbrl.transitions import TransitionView
 
@@ -96,12 +96,12 @@ class REEDNetwork(nn.Module):
     def __init__(self, members: int, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...], config: REEDConfig) -> None:
         super().__init__()
         self.members, self.obs_dim = members, obs_dim
-        act = lambda: nn.LeakyReLU(0.01)  # noqa: E731
-        self.state_encoder = nn.Sequential(BatchedLinear(members, obs_dim, config.state_embed), act())
-        self.action_encoder = nn.Sequential(BatchedLinear(members, act_dim, config.action_embed), act())
+        leaky = {"activation_name": "leaky_relu", "output_activation": "leaky_relu", "members": members}  # slope 0.01 after every layer
+        self.state_encoder = mlp(obs_dim, config.state_embed, **leaky)
+        self.action_encoder = mlp(act_dim, config.action_embed, **leaky)
         sizes = [config.state_embed + config.action_embed, *hidden_sizes]
-        self.trunk = nn.Sequential(*[m for a, b in zip(sizes[:-1], sizes[1:]) for m in (BatchedLinear(members, a, b), act())])
-        self.reward_head = nn.Sequential(BatchedLinear(members, sizes[-1], 1), nn.Tanh())
+        self.trunk = mlp(sizes[0], sizes[-1], sizes[1:-1], **leaky) if hidden_sizes else nn.Sequential()
+        self.reward_head = mlp(sizes[-1], 1, output_activation="tanh", members=members)
         width, narrow = config.comparison_dim, config.comparison_dim // 8 if config.comparison_dim > 16 else config.comparison_dim
         self.next_state = BatchedLinear(members, sizes[-1], config.state_embed)
         self.projector = BatchedLinear(members, config.state_embed, width)
