@@ -276,6 +276,19 @@ def bpref_round():
     return learner, candidates, labeled
 
 
+def test_uniform_and_qpa_ask_every_pair_they_draw_as_bprefs_uniform_sampling(bpref_round):
+    """``uniform_sampling`` (and QPA's, over its window) labels all ``mb_size`` pairs ``get_queries`` drew:
+    no pool, no ranking — pbrl's loop draws n candidates and the strategy returns all of them."""
+    learner, candidates, _ = bpref_round
+    for name in ("uniform", "qpa"):
+        strategy = make_strategy(name)
+        assert strategy.wants_pool is False
+        first = np.arange(20)
+        drawn = CandidatePairs(candidates.left[first], candidates.right[first], candidates.recency[first])
+        context = QueryContext(QueryConfig(), step=0, episode_length=50)
+        assert sorted(pick(name, drawn, learner, 20, context)) == list(range(20))
+
+
 def test_disagreement_picks_as_bprefs_disagreement_sampling(bpref_round):
     learner, candidates, _ = bpref_round
     _, disagree = bpref_get_rank_probability(bpref_logits(learner, candidates.left, candidates.right))
