@@ -17,10 +17,10 @@ steps before the absorbing state: when every segment has all its steps there (se
 never run past an episode's end) the likelihood cannot see ``c``, and Â is learned only up
 to a constant (and, with deterministic labels, up to a positive scale).
 
-How the agent uses Â (``regret.mode``):
+How the agent uses Â (``learner.mode``):
 
 * ``greedy`` — the second paper's recommendation: act greedily on Â. A dedicated actor
-  (``pbrl.agents.advantage_policy.GreedyAdvantageSAC``, method=pebble) maximises
+  (``pbrl.agents.advantage_policy.GreedyAdvantageSAC``, agent.type=sac) maximises
   ``Â(s, π(s)) + α H(π(·|s))`` through :meth:`AdvantageLearner.differentiable_advantage`:
   no critic, no bootstrapping, no discount. The constant is irrelevant to an argmax.
 * ``reward`` — Â mistaken for a reward and optimised with γ > 0, for comparison. The
@@ -33,7 +33,7 @@ How the agent uses Â (``regret.mode``):
     have different numbers of non-absorbing steps and the labels fix ``c`` ≈ 0. It needs
     terminations in the sampled data; on an env that never terminates there is no
     constant to pin.
-  - ``regret.anchor=true`` (default) — pbrl's, from the identity ``max_a A*(s, a) = 0``:
+  - ``learner.anchor=true`` (default) — pbrl's, from the identity ``max_a A*(s, a) = 0``:
     the reward is ``Â(s, a) − Â(s, μ(s))``, where the anchor actor ``μ`` (trained on logged
     states after each update) maximises Â. It works without terminations in the data.
 
@@ -61,10 +61,10 @@ MODES = ("greedy", "reward")
 
 @dataclass(frozen=True)
 class AdvantageConfig:
-    """The optimal-advantage learner (learner=regret); the ensemble's training knobs are in ``reward``."""
+    """The optimal-advantage learner's own knobs (learner.type=advantage, beside the Bradley–Terry ensemble's)."""
 
     mode: str = "greedy"
-    """'greedy' (the paper's recommendation; method=pebble): a dedicated actor maximises Â(s, π(s)) + αH, no critic; 'reward': Â used as SAC's or PPO's reward with γ > 0."""
+    """'greedy' (the paper's recommendation; agent.type=sac): a dedicated actor maximises Â(s, π(s)) + αH, no critic; 'reward': Â used as SAC's or PPO's reward with γ > 0."""
     anchor: bool = True
     """mode=reward: pin Â's free constant by subtracting Â(s, μ(s)), so max_a Â(s, a) = 0 as for A* (pbrl's fix; feedback.absorbing=true is the paper's, either suffices)."""
     anchor_steps: int = 200
@@ -78,9 +78,9 @@ class AdvantageConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"regret.mode={self.mode!r} is unknown; choose one of {list(MODES)}")
+            raise ValueError(f"learner.mode={self.mode!r} is unknown; choose one of {list(MODES)}")
         if self.anchor_steps < 0 or self.anchor_batch < 1:
-            raise ValueError("regret.anchor_steps must be ≥ 0 and regret.anchor_batch ≥ 1")
+            raise ValueError("learner.anchor_steps must be ≥ 0 and learner.anchor_batch ≥ 1")
 
 
 class AdvantageLearner(BTEnsemble):

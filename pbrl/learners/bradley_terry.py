@@ -90,9 +90,9 @@ class BTEnsembleConfig:
 
     def __post_init__(self) -> None:
         if self.ensemble_size < 1:
-            raise ValueError(f"reward.ensemble_size must be ≥ 1, got {self.ensemble_size}")
+            raise ValueError(f"learner.ensemble_size must be ≥ 1, got {self.ensemble_size}")
         if self.batch_size < 1 or self.max_epochs < 1:
-            raise ValueError("reward.batch_size and reward.max_epochs must be ≥ 1")
+            raise ValueError("learner.batch_size and learner.max_epochs must be ≥ 1")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -70,15 +70,15 @@ class CPLConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.bias <= 1.0:
-            raise ValueError(f"cpl.bias (λ) must be in (0, 1], got {self.bias}")
+            raise ValueError(f"learner.bias (λ) must be in (0, 1], got {self.bias}")
         if not 0.0 < self.discount <= 1.0:
-            raise ValueError(f"cpl.discount must be in (0, 1], got {self.discount}")
+            raise ValueError(f"learner.discount must be in (0, 1], got {self.discount}")
         if self.alpha <= 0:
-            raise ValueError(f"cpl.alpha must be > 0, got {self.alpha}")
+            raise ValueError(f"learner.alpha must be > 0, got {self.alpha}")
         if self.bc_data not in BC_DATA:
-            raise ValueError(f"cpl.bc_data={self.bc_data!r} is unknown; choose one of {list(BC_DATA)}")
+            raise ValueError(f"learner.bc_data={self.bc_data!r} is unknown; choose one of {list(BC_DATA)}")
         if self.batch_size < 1 or self.steps_per_update < 1 or self.bc_steps < 0 or self.warmup_steps < 0:
-            raise ValueError("cpl.batch_size and cpl.steps_per_update must be ≥ 1, bc_steps and warmup_steps ≥ 0")
+            raise ValueError("learner.batch_size and learner.steps_per_update must be ≥ 1, bc_steps and warmup_steps ≥ 0")
 
 
 def segment_advantage(log_probs: torch.Tensor, alpha: float, discount: float) -> torch.Tensor:

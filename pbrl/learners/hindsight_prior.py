@@ -14,14 +14,14 @@ segment's predicted return — the *predicted return redistribution* objective:
 over both segments of every pair in the minibatch (``sg`` = stop-gradient: the prior moves
 the per-step rewards, not the return the preferences fix). ``L_prior = 0`` exactly when the
 rewards are already proportional to the importances. The world model is refreshed from the
-transition log before every ``hprior.world_interval``-th reward update (the loop's
+transition log before every ``learner.world_interval``-th reward update (the loop's
 :meth:`observe` hook), then frozen while the rewards train; importances are computed once
 per update for every labeled segment. A segment that runs into the absorbing state after a
 termination (``feedback.absorbing``) takes the importances of its steps up to the terminal
 one (the attention of that step's token), 0 on the absorbing steps, whose reward is 0.
 
 Defaults: λ = 1 (the prior coefficient of the reference implementations); the reward
-ensemble's knobs are PEBBLE's (``reward`` section).
+ensemble's knobs are PEBBLE's (the ``learner`` section's Bradley–Terry keys).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def prior_loss(step_rewards: torch.Tensor, importance: torch.Tensor) -> torch.Te
 
 @dataclass(frozen=True)
 class HindsightPriorConfig:
-    """Hindsight PRIOR's prior and world model (learner=hprior); the reward ensemble's knobs are in ``reward``."""
+    """Hindsight PRIOR's prior and world model (learner.type=hprior, beside the Bradley–Terry ensemble's knobs)."""
 
     weight: float = 1.0
     """λ, the weight of the predicted-return-redistribution loss (reference implementations: 1)."""
@@ -67,9 +67,9 @@ class HindsightPriorConfig:
 
     def __post_init__(self) -> None:
         if self.weight < 0:
-            raise ValueError(f"hprior.weight must be ≥ 0, got {self.weight}")
+            raise ValueError(f"learner.weight must be ≥ 0, got {self.weight}")
         if min(self.world_dim, self.world_layers, self.world_heads, self.world_batch, self.world_interval) < 1 or self.world_steps < 0:
-            raise ValueError("hprior.world_* sizes and world_interval must be ≥ 1, world_steps ≥ 0")
+            raise ValueError("learner.world_* sizes and world_interval must be ≥ 1, world_steps ≥ 0")
 
 
 class HindsightPrior(BTEnsemble):

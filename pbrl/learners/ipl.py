@@ -62,8 +62,8 @@ class IPLConfig:
     """Temperature β of the advantage weights exp(A / β) (IQL's inverse temperature 3)."""
     clip_weight: float = 100.0
     """Upper clip of the advantage weights."""
-    tau: float = 0.005
-    """Polyak rate of the target critic."""
+    polyak: float = 0.005
+    """Polyak rate ρ of the target critic, Q̄ ← (1 − ρ) Q̄ + ρ Q (the reference's ``tau``; not the expectile τ)."""
     target_clipping: bool = True
     """Clamp V(s') to ±1 / (λ_χ² (1 − γ)) inside the implicit reward."""
     lr: float = 3e-4
@@ -85,15 +85,17 @@ class IPLConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.discount < 1.0:
-            raise ValueError(f"ipl.discount must be in (0, 1), got {self.discount}")
+            raise ValueError(f"learner.discount must be in (0, 1), got {self.discount}")
+        if not 0.0 < self.polyak <= 1.0:
+            raise ValueError(f"learner.polyak must be in (0, 1], got {self.polyak}")
         if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"ipl.expectile must be in (0, 1), got {self.expectile}")
+            raise ValueError(f"learner.expectile must be in (0, 1), got {self.expectile}")
         if self.chi2 <= 0 or self.beta <= 0:
-            raise ValueError("ipl.chi2 and ipl.beta must be > 0")
+            raise ValueError("learner.chi2 and learner.beta must be > 0")
         if not 0.0 <= self.replay_weight <= 1.0:
-            raise ValueError(f"ipl.replay_weight must be in [0, 1], got {self.replay_weight}")
+            raise ValueError(f"learner.replay_weight must be in [0, 1], got {self.replay_weight}")
         if self.batch_size < 1 or self.steps_per_update < 1 or self.replay_batch_size < 0:
-            raise ValueError("ipl.batch_size and ipl.steps_per_update must be ≥ 1, replay_batch_size ≥ 0")
+            raise ValueError("learner.batch_size and learner.steps_per_update must be ≥ 1, replay_batch_size ≥ 0")
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -219,7 +221,7 @@ class IPL(PolicyLearner):
 
         with torch.no_grad():
             for p, p_target in zip(self.critic.parameters(), self.target.parameters()):
-                p_target.lerp_(p, cfg.tau)
+                p_target.lerp_(p, cfg.polyak)
         return {**metrics, "value_loss": value_loss.item(), "actor_loss": actor_loss.item()}
 
     def critic_loss(

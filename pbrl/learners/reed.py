@@ -16,13 +16,13 @@ target,
 
 with the projector ``g`` (linear, 20→256) and the predictor ``h`` (256→32→256 with batch
 norm and ReLU). As in REED's training loop the two objectives alternate: before every
-reward update (the loop's :meth:`observe` hook) the SFC objective runs ``reed.sfc_epochs``
+reward update (the loop's :meth:`observe` hook) the SFC objective runs ``learner.sfc_epochs``
 passes over the transition log (80% train / 20% held out, minibatches of 128, one
 independent order per member), then the BT objective trains the reward head together
-with the encoder (fine-tuned, REED's default) or the head alone (``reed.freeze=true``).
-(On MetaWorld REED runs the SFC objective only before every 4th update: ``reed.sfc_interval``.)
+with the encoder (fine-tuned, REED's default) or the head alone (``learner.freeze=true``).
+(On MetaWorld REED runs the SFC objective only before every 4th update: ``learner.sfc_interval``.)
 
-REED's defaults: embeddings 20/10, trunk 3×256 (``reward.hidden_sizes``), comparison
+REED's defaults: embeddings 20/10, trunk 3×256 (``learner.hidden_sizes``), comparison
 width 256, SFC optimiser SGD with learning rate 3e-4, one SFC epoch per update, reward
 learning rate 3e-4, 100 pairs per minibatch and 50 epochs per update (see
 ``experiments/configs/reed_*.yaml``).
@@ -46,7 +46,7 @@ from pbrl.transitions import TransitionView
 
 @dataclass(frozen=True)
 class REEDConfig:
-    """REED's encoder and self-future-consistency objective (learner=reed); reward-head knobs are in ``reward``."""
+    """REED's encoder and self-future-consistency objective (learner.type=reed, beside the Bradley–Terry ensemble's knobs)."""
 
     state_embed: int = 20
     """Width of the state embedding f_s(s)."""
@@ -71,11 +71,11 @@ class REEDConfig:
 
     def __post_init__(self) -> None:
         if self.sfc_optimizer not in ("sgd", "adam"):
-            raise ValueError(f"reed.sfc_optimizer must be 'sgd' or 'adam', got {self.sfc_optimizer!r}")
+            raise ValueError(f"learner.sfc_optimizer must be 'sgd' or 'adam', got {self.sfc_optimizer!r}")
         if min(self.state_embed, self.action_embed, self.comparison_dim, self.sfc_batch, self.sfc_interval) < 1 or self.sfc_epochs < 0:
-            raise ValueError("reed sizes must be ≥ 1 and reed.sfc_epochs ≥ 0")
+            raise ValueError("learner.state_embed, action_embed, comparison_dim, sfc_batch and sfc_interval must be ≥ 1, learner.sfc_epochs ≥ 0")
         if not 0.0 <= self.sfc_holdout < 1.0:
-            raise ValueError(f"reed.sfc_holdout must be in [0, 1), got {self.sfc_holdout}")
+            raise ValueError(f"learner.sfc_holdout must be in [0, 1), got {self.sfc_holdout}")
 
 
 class EnsembleBatchNorm(nn.Module):
@@ -154,7 +154,7 @@ class REED(BTEnsemble):
 
     # ---------------------------------------------------------------- the SFC objective
     def observe(self, view: TransitionView) -> dict[str, float]:
-        """``reed.sfc_epochs`` passes of the SFC objective over the log; reports train and held-out loss."""
+        """``learner.sfc_epochs`` passes of the SFC objective over the log; reports train and held-out loss."""
         cfg = self.reed
         if cfg.sfc_epochs == 0 or view.size == 0 or self.updates % cfg.sfc_interval:
             return {}
