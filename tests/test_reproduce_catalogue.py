@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from pbrl.experiments.reproduce.catalogue import (
-    CATALOGUE_DIR, LABEL_KEYS, NOT_RETRIEVED, REFERENCE_KEYS, STEP_KEYS, CatalogueError, expand, list_entries,
-    load_axes, load_catalogue, load_entry, scaled, translate, validate,
+    CATALOGUE_DIR, LABEL_KEYS, NOT_RETRIEVED, STEP_KEYS, CatalogueError, expand, list_entries, load_axes,
+    load_catalogue, load_entry, scaled, validate,
 )
+from pbrl.experiments.reproduce.translate import REFERENCE_KEYS, translate
 
 FILES = sorted(p for p in CATALOGUE_DIR.glob("*.yaml") if not p.name.startswith("_"))
 REQUIRED_ENTRIES = {
