@@ -167,13 +167,19 @@ class FeedbackLoop:
         answered = ~np.isnan(labels)
         if self.trained and answered.any():
             p_left = self.learner.preference_probability(left.segments[answered], right.segments[answered])
-            metrics["reward/heldout_accuracy"] = preference_accuracy(p_left, labels[answered])
+            metrics[f"{self.namespace}/heldout_accuracy"] = preference_accuracy(p_left, labels[answered])
         metrics.update(self.learn())
         metrics["time/round_seconds"] = time.perf_counter() - started
         result = RoundResult(metrics, False, self.round_index, labels)
         self.round_index += 1
         self.next_round_step = step + cfg.interval
         return result
+
+    @property
+    def namespace(self) -> str:
+        """Where the learner's scalars are logged: ``reward/`` for reward learners, ``policy/`` for
+        reward-free ones (CPL, IPL, P-IQL, BC: their losses are a policy's, not a reward's)."""
+        return "reward" if isinstance(self.learner, RewardLearner) else "policy"
 
     def learn(self) -> dict[str, float]:
         """Let the learner observe the transition log, then update it on every non-skipped label in the store."""
@@ -183,7 +189,7 @@ class FeedbackLoop:
         started = time.perf_counter()
         scalars = self.learner.observe(self.log.view())  # unlabeled experience first (world models, encoders); no true reward
         scalars.update(self.learner.update(data))
-        result = {f"reward/{k}": v for k, v in scalars.items()}
+        result = {f"{self.namespace}/{k}": v for k, v in scalars.items()}
         result["time/learner_update_seconds"] = time.perf_counter() - started
         self.trained = True
         result.update(self.reward_quality())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pbrl.experiments.collect import CollectConfig, collect
-from pbrl.experiments.config import TeacherConfig, TrainConfig, from_dict
-from pbrl.experiments.reward_free import RewardFreeTrainer
+from pbrl import Runner
+from pbrl.experiments.config import TeacherConfig, TrainConfig, parse_config
 from pbrl.run_log import MetricsLog
 
 ENV = "metaworld:reach-v3"
@@ -25,43 +25,48 @@ def reach_dataset(tmp_path_factory) -> str:
 
 
 def offline_config(method: str, dataset: str, run_dir, steps: int, seed: int = 0) -> TrainConfig:
-    small = {"hidden_sizes": [64, 64], "steps_per_update": 500}
-    data = {
-        "env": ENV, "method": method, "steps": steps, "seed": seed, "max_episode_steps": 100, "eval_interval": steps,
+    small = {"hidden_sizes": [64, 64], "steps_per_update": 500, "batch_size": 16}
+    learner = {
+        "cpl": {**small, "dropout": 0.0, "lr": 1e-3, "bc_steps": 500, "warmup_steps": 200},
+        "bc": {**small, "dropout": 0.0, "lr": 1e-3},
+        "ipl": small,
+    }[method]
+    return parse_config({
+        "env": ENV, "steps": steps, "seed": seed, "max_episode_steps": 100, "eval_interval": steps,
         "eval_episodes": 5, "run_dir": str(run_dir), "reward_free": {"dataset": dataset, "holdout": 0.1},
-        "cpl": {**small, "dropout": 0.0, "batch_size": 16, "lr": 1e-3, "bc_steps": 500, "warmup_steps": 200},
-        "ipl": {**small, "batch_size": 16},
-    }
-    return from_dict(TrainConfig, data)
+        "learner": {"type": method, **learner},
+    })
 
 
 def test_cpl_beats_behaviour_cloning_on_the_same_segments(reach_dataset, tmp_path):
-    cpl = RewardFreeTrainer(offline_config("cpl", reach_dataset, tmp_path / "cpl", 1500), tmp_path / "cpl").train()
-    bc = RewardFreeTrainer(offline_config("bc", reach_dataset, tmp_path / "bc", 1500), tmp_path / "bc").train()
+    cpl = Runner(offline_config("cpl", reach_dataset, tmp_path / "cpl", 1500), tmp_path / "cpl").train()
+    bc = Runner(offline_config("bc", reach_dataset, tmp_path / "bc", 1500), tmp_path / "bc").train()
     assert cpl["eval/true_return"] > bc["eval/true_return"] + 150, (cpl["eval/true_return"], bc["eval/true_return"])
-    assert cpl["reward/heldout_accuracy"] > 0.75  # ranks pairs it never trained on
+    assert cpl["policy/heldout_accuracy"] > 0.75  # ranks pairs it never trained on
     rows = MetricsLog(tmp_path / "cpl" / "metrics.jsonl").read()
     assert rows[0]["step"] == 0 and rows[-1]["step"] == 1500 and (tmp_path / "cpl" / "checkpoint" / "learner.pt").exists()
 
 
 def test_ipl_rises_above_its_initial_policy(reach_dataset, tmp_path):
-    summary = RewardFreeTrainer(offline_config("ipl", reach_dataset, tmp_path, 1000), tmp_path).train()
+    summary = Runner(offline_config("ipl", reach_dataset, tmp_path, 1000), tmp_path).train()
     initial = MetricsLog(tmp_path / "metrics.jsonl").read()[0]["eval/true_return"]
     assert summary["eval/true_return"] > initial + 100, (initial, summary["eval/true_return"])
-    assert summary["reward/heldout_accuracy"] > 0.75
+    assert summary["policy/heldout_accuracy"] > 0.75
 
 
-@pytest.mark.parametrize("method, metric", [("cpl", "reward/cpl_loss"), ("ipl", "reward/preference_loss")])
+@pytest.mark.parametrize("method, metric", [("cpl", "policy/cpl_loss"), ("ipl", "policy/preference_loss")])
 def test_online_loop_collects_labels_and_updates_the_policy(tmp_path, method, metric):
-    config = from_dict(TrainConfig, {
-        "env": ENV, "method": method, "steps": 400, "seed": 0, "max_episode_steps": 50, "eval_interval": 400,
-        "eval_episodes": 1, "log_interval": 100, "query": {"strategy": "uniform"},
-        "feedback": {"budget": 40, "per_round": 20, "first_query_step": 100, "interval": 150, "segment_length": 10},
+    learner = {
         "cpl": {"hidden_sizes": [16], "batch_size": 8, "steps_per_update": 20, "bc_steps": 20, "warmup_steps": 5},
         "ipl": {"hidden_sizes": [16], "batch_size": 8, "steps_per_update": 20, "replay_batch_size": 32},
-        "reward_free": {"update_interval": 50},
+    }[method]
+    config = parse_config({
+        "env": ENV, "steps": 400, "seed": 0, "max_episode_steps": 50, "eval_interval": 400,
+        "eval_episodes": 1, "log_interval": 100, "query": {"strategy": "uniform"},
+        "feedback": {"budget": 40, "per_round": 20, "first_query_step": 100, "interval": 150, "segment_length": 10},
+        "learner": {"type": method, **learner}, "reward_free": {"update_interval": 50},
     })
-    trainer = RewardFreeTrainer(config, tmp_path)
+    trainer = Runner(config, tmp_path)
     summary = trainer.train()
     assert summary["teacher/labeled"] == 40 and "eval/true_return" in summary
     rows = MetricsLog(tmp_path / "metrics.jsonl").read()
@@ -76,7 +81,7 @@ def test_learning_holds_across_seeds(reach_dataset, tmp_path, seed):
     """The two learning checks above, on more seeds and with longer training."""
     def run(method: str, steps: int) -> tuple[float, float]:
         config = offline_config(method, reach_dataset, tmp_path / method, steps, seed=seed)
-        summary = RewardFreeTrainer(config, tmp_path / method).train()
+        summary = Runner(config, tmp_path / method).train()
         return MetricsLog(tmp_path / method / "metrics.jsonl").read()[0]["eval/true_return"], summary["eval/true_return"]
 
     _, cpl = run("cpl", 3000)

@@ -10,11 +10,10 @@ import json
 import pytest
 import torch
 
+from pbrl import Runner
 from pbrl.experiments.cli import main
 from pbrl.experiments.collect import CollectConfig, collect
-from pbrl.experiments.config import TeacherConfig, TrainConfig, from_dict
-from pbrl.experiments.reward_free import RewardFreeTrainer
-from pbrl.experiments.train import resume_config
+from pbrl.experiments.config import TeacherConfig, TrainConfig, load_run_config, parse_config
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore
 from tests.helpers import train_until_round_then_kill
@@ -35,21 +34,20 @@ def tiny_dataset(tmp_path_factory) -> str:
 
 def offline(dataset: str, run_dir, steps: int) -> TrainConfig:
     """CPL with dropout (the learner's torch RNG matters) whose BC phase ends exactly at the resume point."""
-    return from_dict(TrainConfig, {
-        "env": ENV, "method": "cpl", "steps": steps, "seed": 3, "max_episode_steps": 30, "eval_interval": 20,
+    return parse_config({
+        "env": ENV, "steps": steps, "seed": 3, "max_episode_steps": 30, "eval_interval": 20,
         "eval_episodes": 0, "run_dir": str(run_dir), "reward_free": {"dataset": dataset, "holdout": 0.2},
-        "cpl": {"hidden_sizes": [16], "dropout": 0.25, "batch_size": 8, "steps_per_update": 10, "bc_steps": 20,
-                "warmup_steps": 5},
+        "learner": {"type": "cpl", "hidden_sizes": [16], "dropout": 0.25, "batch_size": 8, "steps_per_update": 10,
+                    "bc_steps": 20, "warmup_steps": 5},
     })
 
 
 def online(run_dir, steps: int) -> TrainConfig:
-    return from_dict(TrainConfig, {
-        "env": ONLINE_ENV, "method": "ipl", "steps": steps, "seed": 0, "max_episode_steps": 50, "eval_interval": 200,
+    return parse_config({
+        "env": ONLINE_ENV, "steps": steps, "seed": 0, "max_episode_steps": 50, "eval_interval": 200,
         "eval_episodes": 1, "log_interval": 50, "run_dir": str(run_dir), "progress": False, "query": {"strategy": "uniform"},
         "feedback": {"budget": 60, "per_round": 20, "first_query_step": 100, "interval": 150, "segment_length": 10},
-        "cpl": {"hidden_sizes": [16], "batch_size": 8, "steps_per_update": 10, "bc_steps": 10, "warmup_steps": 5},
-        "ipl": {"hidden_sizes": [16], "batch_size": 8, "steps_per_update": 10, "replay_batch_size": 16},
+        "learner": {"type": "ipl", "hidden_sizes": [16], "batch_size": 8, "steps_per_update": 10, "replay_batch_size": 16},
         "reward_free": {"update_interval": 50},
     })
 
@@ -59,11 +57,11 @@ def steps_of(run_dir) -> list[int]:
 
 
 def test_offline_resume_gives_the_weights_of_an_uninterrupted_run(tiny_dataset, tmp_path, capsys):
-    whole = RewardFreeTrainer(offline(tiny_dataset, tmp_path / "whole", 40), tmp_path / "whole")
+    whole = Runner(offline(tiny_dataset, tmp_path / "whole", 40), tmp_path / "whole")
     whole.train()
 
     run = tmp_path / "halves"
-    RewardFreeTrainer(offline(tiny_dataset, run, 20), run).train()
+    Runner(offline(tiny_dataset, run, 20), run).train()
     assert json.loads((run / "checkpoint" / "state.json").read_text())["num_timesteps"] == 20
     with (run / "metrics.jsonl").open("a") as f:  # what a run killed after its step-30 row and mid-write leaves
         f.write(json.dumps({"step": 30, "time": 0.0}) + "\n" + '{"step": 40, "ti')
@@ -80,13 +78,13 @@ def test_offline_resume_gives_the_weights_of_an_uninterrupted_run(tiny_dataset, 
 
 
 def test_online_resume_keeps_labels_schedule_and_update_count(tmp_path):
-    RewardFreeTrainer(online(tmp_path, 250), tmp_path).train()  # rounds at steps 100 and 250
+    Runner(online(tmp_path, 250), tmp_path).train()  # rounds at steps 100 and 250
     before = PreferenceStore(tmp_path / "preferences.sqlite")
     labels_before, updates_before = before.label_rows(), torch.load(tmp_path / "checkpoint" / "learner.pt")["updates"]
     before.close()
     assert len(labels_before) == 40
 
-    trainer = RewardFreeTrainer(resume_config(tmp_path, {"steps": 450}), tmp_path, resume=True)
+    trainer = Runner(load_run_config(tmp_path, ["steps=450"]), tmp_path, resume=True)
     assert trainer.learner.updates == updates_before
     summary = trainer.train()  # the third round at step 400
 
@@ -97,7 +95,7 @@ def test_online_resume_keeps_labels_schedule_and_update_count(tmp_path):
     rows = MetricsLog(tmp_path / "metrics.jsonl").read()
     steps = [r["step"] for r in rows]
     assert steps == sorted(set(steps)) and set(range(50, 451, 50)) <= set(steps)  # increasing, none lost
-    updates_after = [r for r in rows if r["step"] > 250 and "reward/preference_loss" in r]
+    updates_after = [r for r in rows if r["step"] > 250 and "policy/preference_loss" in r]
     assert trainer.learner.updates == updates_before + 10 * len(updates_after) > updates_before
     assert len(trainer.learner.replay.obs) == 450  # IPL's replay: the whole log, old steps and new
 
@@ -105,11 +103,11 @@ def test_online_resume_keeps_labels_schedule_and_update_count(tmp_path):
 def test_online_run_killed_mid_run_resumes_with_every_label(tmp_path):
     run = tmp_path / "run"
     overrides = [f"{k}={v}" for k, v in {
-        "env": ONLINE_ENV, "method": "cpl", "steps": 100_000, "max_episode_steps": 50, "eval_interval": 100_000,
+        "env": ONLINE_ENV, "learner.type": "cpl", "steps": 100_000, "max_episode_steps": 50, "eval_interval": 100_000,
         "eval_episodes": 0, "progress": "false", "query.strategy": "uniform", "feedback.budget": 1000,
         "feedback.per_round": 10, "feedback.first_query_step": 100, "feedback.interval": 50,
-        "feedback.segment_length": 10, "cpl.hidden_sizes": "[16]", "cpl.batch_size": 8, "cpl.steps_per_update": 10,
-        "cpl.bc_steps": 10, "run_dir": run,
+        "feedback.segment_length": 10, "learner.hidden_sizes": "[16]", "learner.batch_size": 8,
+        "learner.steps_per_update": 10, "learner.bc_steps": 10, "run_dir": run,
     }.items()]
     train_until_round_then_kill(overrides, run, deadline_s=60)
 
@@ -117,7 +115,7 @@ def test_online_run_killed_mid_run_resumes_with_every_label(tmp_path):
     labels_before = store.label_rows()
     store.close()
     saved = json.loads((run / "checkpoint" / "state.json").read_text())
-    trainer = RewardFreeTrainer(resume_config(run, {"steps": saved["num_timesteps"] + 400}), run, resume=True)
+    trainer = Runner(load_run_config(run, [f"steps={saved['num_timesteps'] + 400}"]), run, resume=True)
     trainer.train()
 
     after = PreferenceStore(run / "preferences.sqlite")
