@@ -262,17 +262,14 @@ def test_absorbing_steps_pin_the_constant_of_a_hat():
 
 
 # ----------------------------------------------------------------------------- the loop and the config
-def test_loop_asks_about_segments_that_outlive_their_episode():
+def test_loop_asks_about_segments_that_outlive_their_episode(make_loop):
     """Chain episodes last at most 12 steps: 16-step segments exist only with absorbing steps."""
-    from pbrl.feedback import FeedbackConfig, FeedbackLoop
     from pbrl.query import QueryConfig
-    from pbrl.teachers import SyntheticTeacher
 
-    def loop(absorbing: bool) -> FeedbackLoop:
-        feedback = FeedbackConfig(budget=8, per_round=8, first_query_step=0, interval=10, segment_length=16, absorbing=absorbing)
-        learner = BTEnsemble(N, 1, BTEnsembleConfig(ensemble_size=2, hidden_sizes=(8,), max_epochs=2), seed=0)
-        return FeedbackLoop(feedback, QueryConfig(strategy="disagreement", first_round_uniform=False), learner, SyntheticTeacher(),
-                            PreferenceStore(":memory:"), chain_log(600, seed=0), episode_length=12, rng=np.random.default_rng(0))
+    def loop(absorbing: bool):
+        return make_loop(chain_log(600, seed=0), query=QueryConfig(strategy="disagreement", first_round_uniform=False),
+                         store=PreferenceStore(":memory:"), episode_length=12, budget=8, per_round=8, interval=10,
+                         segment_length=16, absorbing=absorbing)
 
     with pytest.warns(UserWarning, match="postponed"):
         assert loop(absorbing=False).run_round(step=600, recent_returns=[]).postponed

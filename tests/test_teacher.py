@@ -102,13 +102,10 @@ def test_unknown_preset():
         SyntheticTeacherConfig("perfect")
 
 
-def test_the_loop_stores_a_teachers_labels_and_nothing_for_queued_people():
-    from pbrl.feedback import FeedbackConfig, FeedbackLoop
-    from pbrl.learners import BTEnsemble, BTEnsembleConfig
+def test_the_loop_stores_a_teachers_labels_and_nothing_for_queued_people(make_loop, log):
     from pbrl.query import QueryConfig
     from pbrl.store import PreferenceStore
     from pbrl.teachers import QueuedTeacher
-    from tests.helpers import filled_log
 
     class Page(QueuedTeacher):
         def __init__(self):
@@ -120,9 +117,7 @@ def test_the_loop_stores_a_teachers_labels_and_nothing_for_queued_people():
 
     def round_with(teacher):
         store = PreferenceStore(":memory:")
-        loop = FeedbackLoop(FeedbackConfig(budget=6, per_round=6, first_query_step=0, segment_length=10),
-                            QueryConfig(strategy="uniform"), BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(8,), max_epochs=1)),
-                            teacher, store, filled_log(), episode_length=100, rng=np.random.default_rng(0))
+        loop = make_loop(log, teacher=teacher, store=store, query=QueryConfig(strategy="uniform"), budget=6, per_round=6, segment_length=10)
         return loop.run_round(300, [1.0]), store
 
     result, store = round_with(SyntheticTeacher(name="oracle"))

@@ -95,18 +95,8 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.total_steps == log.total_steps
 
 
-def test_loop_postpones_a_round_when_episodes_are_shorter_than_a_segment():
-    from pbrl.feedback import FeedbackConfig, FeedbackLoop
-    from pbrl.learners import BTEnsemble, BTEnsembleConfig
-    from pbrl.query import QueryConfig
-    from pbrl.store import PreferenceStore
-    from pbrl.teachers import SyntheticTeacher
-
-    log = filled_log(steps=200, episode_length=5)
-    store = PreferenceStore(":memory:")
-    loop = FeedbackLoop(FeedbackConfig(budget=10, per_round=5, first_query_step=0, interval=100, segment_length=10),
-                        QueryConfig(), BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(8,))), SyntheticTeacher(),
-                        store, log, episode_length=100, rng=np.random.default_rng(0))
+def test_loop_postpones_a_round_when_episodes_are_shorter_than_a_segment(make_loop, store):
+    loop = make_loop(filled_log(steps=200, episode_length=5), budget=10, per_round=5, interval=100, segment_length=10)
     with pytest.warns(UserWarning, match="postponed"):
         result = loop.run_round(step=200, recent_returns=[])
     assert result.postponed and result.metrics == {"teacher/postponed_rounds": 1.0} and len(result.labels) == 0
