@@ -25,13 +25,8 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from pbrl.learners.base import PreferenceLearner, RewardLearner
+from pbrl.rollout import ActionScale
 from pbrl.transitions import TransitionLog
-
-
-def normalize_actions(actions: np.ndarray, space: spaces.Box) -> np.ndarray:
-    """Map env actions to [-1, 1] (SB3's ``scale_action``)."""
-    low, high = space.low, space.high
-    return (2.0 * (actions - low) / (high - low) - 1.0).astype(np.float32)
 
 
 class PreferenceVecEnv(VecEnvWrapper):
@@ -43,6 +38,7 @@ class PreferenceVecEnv(VecEnvWrapper):
             raise TypeError("pbrl supports continuous (Box) action spaces only")
         self.learner = learner
         self.log = log
+        self.scale = ActionScale(venv.action_space)  # the log keeps actions in [−1, 1] (SB3's scale_action)
         self.episode_returns: deque[float] = deque(maxlen=history)
         self.episode_successes: deque[float] = deque(maxlen=history)
         self.episode_learned_returns: deque[float] = deque(maxlen=history)
@@ -59,7 +55,7 @@ class PreferenceVecEnv(VecEnvWrapper):
         return self._obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = normalize_actions(np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1), self.action_space)
+        self._actions = self.scale.to_unit(np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1))
         self.venv.step_async(actions)
 
     def step_wait(self):

@@ -5,7 +5,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from pbrl import envs
-from pbrl.agents.preference_env import PreferenceVecEnv, normalize_actions
+from pbrl.agents.preference_env import PreferenceVecEnv
 from pbrl.agents.vec_env import make_vec_env
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.transitions import TransitionLog
@@ -42,7 +42,7 @@ def test_learned_reward_of_the_whole_vector_in_one_call_and_ppo_learns_on_it():
         actions = np.stack([env.action_space.sample() for _ in range(3)])
         _, rewards, _, infos = env.step(actions)
         assert learner.calls == [3]  # one call for the vector
-        expected = BTEnsemble.reward(learner, obs, normalize_actions(actions, env.action_space), None)
+        expected = BTEnsemble.reward(learner, obs, env.scale.to_unit(actions), None)
         np.testing.assert_allclose(rewards, expected, rtol=1e-5)
         assert all("true_reward" in info for info in infos)
         model = PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
