@@ -35,16 +35,30 @@ import torch
 
 from pbrl import envs
 from pbrl.agents.config import SACConfig
-from pbrl.experiments.config import TeacherConfig, to_dict
+from pbrl.experiments.config import to_dict
 from pbrl.datasets import OfflinePreferenceData, cut_segments, draw_pairs, label_dataset, stack_episodes
 from pbrl.rollout import ActionScale, Rollout
 from pbrl.teachers.base import Teacher
-from pbrl.teachers.regret import RegretTeacher
+from pbrl.teachers.regret import RegretTeacher, RegretTeacherConfig
 from pbrl.teachers.synthetic import SyntheticTeacher
 from pbrl.transitions import TransitionLog
 
 Behaviour = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # obs [1, d] -> normalised action [1, a]
 Advantage = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CollectTeacherConfig(RegretTeacherConfig):
+    """The labeler of ``pbrl collect``: B-Pref's synthetic teacher, or the regret teacher (an expert's
+    optimal advantage), each with B-Pref's preset and knobs."""
+
+    type: str = "synthetic"
+    """'synthetic' (B-Pref's partial-return teacher) or 'regret' (an expert's optimal advantage)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.type not in ("synthetic", "regret"):
+            raise ValueError(f"teacher.type={self.type!r} cannot label offline data; choose 'synthetic' or 'regret'")
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,10 @@ class CollectConfig:
     """expert=scripted, teacher.type=regret: σ of the max-ent expert N(π_E(s), σ²) whose advantage −‖a − π_E(s)‖²/(2σ²) labels pairs."""
     torch_threads: int = 1
     """Torch CPU threads (small MLPs run fastest on one; more threads on a shared CPU can be 50× slower)."""
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    teacher: CollectTeacherConfig = field(default_factory=CollectTeacherConfig)
+    """Who labels the pairs (teacher.type, teacher.preset and B-Pref's knobs; teacher.expert for regret)."""
     sac: SACConfig = field(default_factory=lambda: SACConfig(unsupervised_pretraining=False))
+    """SAC settings of the expert trained when expert=sac (no state-entropy pre-training)."""
 
     def __post_init__(self) -> None:
         for name in ("episodes_per_policy", "segment_length", "segments", "pairs", "expert_steps", "checkpoints"):
@@ -160,16 +176,14 @@ def build_teacher(config: CollectConfig, advantage: Callable[[], Advantage]) -> 
     """The configured teacher; a regret teacher gets the expert's advantage (built on demand)."""
     teacher = config.teacher
     if teacher.type == "synthetic":
-        return SyntheticTeacher(teacher.synthetic(), name=f"synthetic:{teacher.preset}")
-    if teacher.type == "regret":
-        if teacher.expert:
-            from pbrl.agents.expert import load_expert, sac_advantage
+        return SyntheticTeacher(teacher, name=f"synthetic:{teacher.preset}")
+    if teacher.expert:
+        from pbrl.agents.expert import load_expert, sac_advantage
 
-            fn = sac_advantage(load_expert(teacher.expert), teacher.expert_samples, seed=config.seed)
-        else:
-            fn = advantage()
-        return RegretTeacher(fn, teacher.synthetic(), name=f"regret:{teacher.preset}")
-    raise ValueError(f"teacher.type={teacher.type!r} cannot label offline data; choose 'synthetic' or 'regret'")
+        fn = sac_advantage(load_expert(teacher.expert), teacher.expert_samples, seed=config.seed)
+    else:
+        fn = advantage()
+    return RegretTeacher(fn, teacher, name=f"regret:{teacher.preset}")
 
 
 def collect(config: CollectConfig, log: Callable[[str], None] = print) -> Path:

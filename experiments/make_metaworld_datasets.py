@@ -20,8 +20,7 @@ import argparse
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from pbrl.experiments.collect import CollectConfig, collect
-from pbrl.experiments.config import TeacherConfig
+from pbrl.experiments.collect import CollectConfig, CollectTeacherConfig, collect
 
 TASKS = ("reach-v3", "button-press-v3", "drawer-open-v3")
 
@@ -31,7 +30,7 @@ def task_config(task: str, out: Path, teacher: str, seed: int) -> CollectConfig:
     return CollectConfig(
         env=f"metaworld:{task}", expert="scripted", weights=(0.0, 0.25, 0.5, 0.75, 1.0), noise=(0.3,),
         episodes_per_policy=8, max_episode_steps=150, segment_length=32, segments=800, pairs=3_000,
-        seed=seed, out=str(out / f"{task}.h5"), teacher=TeacherConfig(type=teacher),
+        seed=seed, out=str(out / f"{task}.h5"), teacher=CollectTeacherConfig(type=teacher),
     )
 
 

@@ -114,13 +114,12 @@ def test_invalid_segments_are_rejected():
 
 
 def test_collect_scripted_metaworld_with_regret_labels(tmp_path):
-    from pbrl.experiments.collect import CollectConfig, collect
-    from pbrl.experiments.config import TeacherConfig
+    from pbrl.experiments.collect import CollectConfig, CollectTeacherConfig, collect
 
     config = CollectConfig(
         env="metaworld:drawer-open-v3", expert="scripted", weights=(0.0, 1.0), noise=(0.3,), episodes_per_policy=2,
         max_episode_steps=40, segment_length=10, segments=40, pairs=60, out=str(tmp_path / "d.h5"),
-        teacher=TeacherConfig(type="regret"),
+        teacher=CollectTeacherConfig(type="regret"),
     )
     data = OfflinePreferenceData.load(collect(config, log=lambda _: None))
     assert data.env_id == "metaworld:drawer-open-v3" and data.episodes.steps == 4 * 40
@@ -136,12 +135,11 @@ def test_collect_scripted_metaworld_with_regret_labels(tmp_path):
 
 def test_collect_trains_a_sac_expert_and_labels_by_its_critic(tmp_path):
     from pbrl.agents.config import SACConfig
-    from pbrl.experiments.collect import CollectConfig, collect
-    from pbrl.experiments.config import TeacherConfig
+    from pbrl.experiments.collect import CollectConfig, CollectTeacherConfig, collect
 
     config = CollectConfig(
         env="gym:Reacher-v5", expert="sac", expert_steps=200, checkpoints=1, noise=(0.0, 0.5), episodes_per_policy=1,
-        segment_length=10, segments=20, pairs=30, out=str(tmp_path / "r.h5"), teacher=TeacherConfig(type="regret"),
+        segment_length=10, segments=20, pairs=30, out=str(tmp_path / "r.h5"), teacher=CollectTeacherConfig(type="regret"),
         sac=SACConfig(learning_starts=100, batch_size=32, hidden_sizes=(16, 16), unsupervised_pretraining=False),
     )
     path = collect(config, log=lambda _: None)

@@ -5,9 +5,9 @@ vs its initial policy, offline; and the online plain loop."""
 import numpy as np
 import pytest
 
-from pbrl.experiments.collect import CollectConfig, collect
+from pbrl.experiments.collect import CollectConfig, CollectTeacherConfig, collect
 from pbrl import Runner
-from pbrl.experiments.config import TeacherConfig, TrainConfig, parse_config
+from pbrl.experiments.config import TrainConfig, parse_config
 from pbrl.run_log import MetricsLog
 
 ENV = "metaworld:reach-v3"
@@ -19,7 +19,7 @@ def reach_dataset(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("data") / "reach.h5"
     config = CollectConfig(
         env=ENV, expert="scripted", episodes_per_policy=4, max_episode_steps=100, segment_length=25, segments=400,
-        pairs=1500, out=str(out), teacher=TeacherConfig(type="regret"),
+        pairs=1500, out=str(out), teacher=CollectTeacherConfig(type="regret"),
     )
     return str(collect(config, log=lambda _: None))
 

@@ -12,8 +12,8 @@ import torch
 
 from pbrl import Runner
 from pbrl.experiments.cli import main
-from pbrl.experiments.collect import CollectConfig, collect
-from pbrl.experiments.config import TeacherConfig, TrainConfig, load_run_config, parse_config
+from pbrl.experiments.collect import CollectConfig, CollectTeacherConfig, collect
+from pbrl.experiments.config import TrainConfig, load_run_config, parse_config
 from pbrl.run_log import MetricsLog
 from pbrl.store import PreferenceStore
 from tests.helpers import train_until_round_then_kill
@@ -27,7 +27,7 @@ def tiny_dataset(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("data") / "reach.h5"
     config = CollectConfig(
         env=ENV, expert="scripted", weights=(0.0, 1.0), episodes_per_policy=2, max_episode_steps=30, segment_length=10,
-        segments=40, pairs=80, out=str(out), teacher=TeacherConfig(type="regret"),
+        segments=40, pairs=80, out=str(out), teacher=CollectTeacherConfig(type="regret"),
     )
     return str(collect(config, log=lambda _: None))
 
