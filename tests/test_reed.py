@@ -16,15 +16,11 @@ from pbrl.transitions import TransitionLog
 def halfcheetah_log(steps: int, seed: int) -> TransitionLog:
     """Random-action HalfCheetah transitions (short episodes for varied states)."""
     from pbrl import envs
+    from pbrl.rollout import Rollout
 
     env = envs.make("gym:HalfCheetah-v5", seed=seed, max_episode_steps=200)
     log, rng = TransitionLog(steps, 1, "gym:HalfCheetah-v5"), np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    for _ in range(steps):
-        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-        next_obs, _, terminated, truncated, info = env.step(action)
-        log.add(obs[None], action[None], next_obs[None], np.array([info["true_reward"]]), np.zeros(1), np.array([terminated or truncated]))
-        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+    Rollout(env, log, sim_states=False).run(lambda obs: rng.uniform(-1, 1, env.action_space.shape), steps=steps)
     return log
 
 
@@ -99,12 +95,12 @@ def test_reward_head_trains_frozen_or_fine_tuned(cheetah, freeze):
 def test_reed_in_the_loop_relabels_and_resumes(tmp_path):
     import json
 
-    from pbrl.experiments.train import Trainer
+    from pbrl import Runner
     from tests.test_training import tiny
 
-    config = tiny(tmp_path, "learner=reed", "reed.comparison_dim=32", "reed.sfc_interval=2", "query.strategy=disagreement",
+    config = tiny(tmp_path, "learner.type=reed", "learner.comparison_dim=32", "learner.sfc_interval=2", "query.strategy=disagreement",
                   "steps=500", "feedback.budget=10")
-    trainer = Trainer(config, tmp_path)
+    trainer = Runner(config, tmp_path)
     trainer.train()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert sum("reward/sfc_heldout_loss" in r for r in rows) == 1  # before the first of two rounds (interval 2)
@@ -112,6 +108,6 @@ def test_reed_in_the_loop_relabels_and_resumes(tmp_path):
     n = buffer.filled()
     expected = learner.reward(buffer.observations[:n, 0], buffer.actions[:n, 0], buffer.next_observations[:n, 0])
     np.testing.assert_allclose(buffer.rewards[:n, 0], expected, rtol=1e-4, atol=1e-5)
-    again = Trainer(config, tmp_path, resume=True).learner
+    again = Runner(config, tmp_path, resume=True).learner
     assert again.updates == 2
     np.testing.assert_allclose(again.reward(buffer.observations[:50, 0], buffer.actions[:50, 0], None), expected[:50], rtol=1e-5)
