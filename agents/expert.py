@@ -1,6 +1,6 @@
 """An expert's optimal advantage from a stable-baselines3 SAC agent (for the regret teacher).
 
-A SAC agent trained on the true reward (``pbrl train --set method=sac``, which saves
+A SAC agent trained on the true reward (``pbrl train --method sac``, which saves
 ``<run>/checkpoint/agent.zip``) approximates ``Q*`` with its twin critics and ``π*`` with
 its actor. Its advantage is
 
@@ -26,10 +26,15 @@ def load_expert(path: str | Path, device: str = "cpu") -> SAC:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"no SAC expert at {path}; train one with `pbrl train --set method=sac …` and pass "
+            f"no SAC expert at {path}; train one with `pbrl train --method sac …` and pass "
             "its checkpoint/agent.zip as teacher.expert"
         )
     return SAC.load(path, device=device)
+
+
+def expert_advantage(path: str | Path, samples: int = 16, seed: int = 0) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The regret teacher's advantage from a saved SAC agent (``teacher.expert``, ``teacher.expert_samples``)."""
+    return sac_advantage(load_expert(path), samples, seed=seed)
 
 
 def sac_advantage(

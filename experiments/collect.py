@@ -178,9 +178,9 @@ def build_teacher(config: CollectConfig, advantage: Callable[[], Advantage]) -> 
     if teacher.type == "synthetic":
         return SyntheticTeacher(teacher, name=f"synthetic:{teacher.preset}")
     if teacher.expert:
-        from pbrl.agents.expert import load_expert, sac_advantage
+        from pbrl.agents.expert import expert_advantage
 
-        fn = sac_advantage(load_expert(teacher.expert), teacher.expert_samples, seed=config.seed)
+        fn = expert_advantage(teacher.expert, teacher.expert_samples, seed=config.seed)
     else:
         fn = advantage()
     return RegretTeacher(fn, teacher, name=f"regret:{teacher.preset}")
