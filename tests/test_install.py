@@ -46,6 +46,7 @@ def test_readme_install_block_is_the_documented_sequence() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a cold pip cache downloads ~1 GB
 def test_readme_install_then_dmc_makes_steps_and_renders_every_suite(tmp_path: Path) -> None:
     repo = tmp_path / "pbrl"
     _copy_repository(repo)
