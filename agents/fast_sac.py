@@ -57,6 +57,7 @@ from torch.distributions.utils import _standard_normal
 
 from pbrl.agents.device_replay import DeviceReplayBuffer
 from pbrl.agents.replay import PreferenceReplayBuffer
+from pbrl.agents.sac import make_sac
 
 EXECUTIONS = ("auto", "eager", "compile", "graph")
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
@@ -89,7 +90,7 @@ def batched_q(layers: list, obs: torch.Tensor, actions: torch.Tensor) -> torch.T
     x = x.unsqueeze(0).expand(n, -1, -1)
     for layer in layers:
         x = torch.baddbmm(layer[1], x, layer[0]) if isinstance(layer, tuple) else layer(x)
-    return x
+    return x.float()  # float32 out also under bf16 autocast
 
 
 def squashed_gaussian_sample(actor: nn.Module, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,9 +101,9 @@ def squashed_gaussian_sample(actor: nn.Module, obs: torch.Tensor, noise: torch.T
     (the same expression order as ``torch.distributions.Normal.log_prob`` and SB3).
     """
     latent = actor.latent_pi(obs.float())
-    mean = actor.mu(latent)
-    log_std = torch.clamp(actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)
-    std = torch.ones_like(mean) * log_std.exp()
+    mean = actor.mu(latent).float()  # the distribution in float32 also under bf16 autocast
+    log_std = torch.clamp(actor.log_std(latent).float(), LOG_STD_MIN, LOG_STD_MAX)
+    std = log_std.exp()  # SB3: ones_like(mean) * exp(log_std), the same values
     gaussian = mean + noise * std
     log_prob = (-((gaussian - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI).sum(dim=1)
     actions = torch.tanh(gaussian)
@@ -115,14 +116,19 @@ class FastSAC(SAC):
     Takes every argument of SB3's ``SAC`` plus ``execution`` (see the module docstring) and
     ``device_replay``: SB3's or pbrl's replay buffer class (or none given) becomes
     :class:`~pbrl.agents.device_replay.DeviceReplayBuffer`, the replay on the agent's device
-    (``False``: keep the class given).
+    (``False``: keep the class given). ``precision="bfloat16"`` (opt-in, changes the
+    numbers): the losses' matrix products in bf16 under ``torch.autocast``; parameters,
+    optimizer state, the Gaussian log-likelihood and the losses stay float32.
     """
 
     def __init__(self, policy: Any, env: Any, *args: Any, execution: str = "auto", device_replay: bool = True,
-                 **kwargs: Any) -> None:
+                 precision: str = "float32", **kwargs: Any) -> None:
         if execution not in EXECUTIONS:
             raise ValueError(f"FastSAC execution must be one of {EXECUTIONS}, got {execution!r}")
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"FastSAC precision must be 'float32' or 'bfloat16', got {precision!r}")
         self.execution_request = execution
+        self.precision = precision
         if kwargs.get("use_sde", False):
             raise ValueError("FastSAC does not support use_sde=True (gSDE); use stable_baselines3.SAC")
         device = torch.device(kwargs.get("device", "auto") if kwargs.get("device", "auto") != "auto"
@@ -206,12 +212,14 @@ class FastSAC(SAC):
         critic_loss_fn, actor_loss_fn = self._loss_functions()
         ent_coef = torch.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
 
-        critic_loss = critic_loss_fn(obs, actions, next_obs, rewards, dones, discounts, noise_next, ent_coef)
+        with self._autocast():
+            critic_loss = critic_loss_fn(obs, actions, next_obs, rewards, dones, discounts, noise_next, ent_coef)
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         self.critic.optimizer.step()
 
-        actor_loss, log_prob = actor_loss_fn(obs, noise_pi, ent_coef)
+        with self._autocast():
+            actor_loss, log_prob = actor_loss_fn(obs, noise_pi, ent_coef)
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
@@ -231,6 +239,10 @@ class FastSAC(SAC):
                 torch._foreach_mul_(target, 1 - self.tau)
                 torch._foreach_add_(target, list(self.critic.parameters()), alpha=self.tau)
         return torch.stack([critic_loss.detach(), actor_loss.detach(), ent_coef.reshape(()), ent_coef_loss.detach()])
+
+    def _autocast(self) -> torch.autocast:
+        """bf16 matrix products in the two losses when ``precision="bfloat16"`` (opt-in); a no-op otherwise."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
     def _loss_functions(self):
         """The two losses as they run: eager, or compiled once per model (``execution="compile"``)."""
@@ -374,3 +386,12 @@ def _mutable_params(model: FastSAC) -> list[torch.Tensor]:
     return params + ([model.log_ent_coef] if model.log_ent_coef is not None else [])
 
 
+
+
+def make_fast_sac(env: Any, config: Any, seed: int, algorithm: type[SAC] = SAC) -> FastSAC:
+    """``agent.impl=fast``: :func:`pbrl.agents.sac.make_sac` with :class:`FastSAC` (plain SAC only:
+    a SAC subclass with its own ``train``, e.g. the greedy-advantage actor, has no fast version)."""
+    if algorithm is not SAC:
+        raise ValueError(f"agent.impl=fast builds FastSAC in place of SAC; {algorithm.__name__} has no fast version "
+                         "(use agent.impl=sb3)")
+    return make_sac(env, config, seed, algorithm=FastSAC)

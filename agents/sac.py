@@ -89,12 +89,7 @@ class SACFeedbackHooks:
     def fix_latest(self, learner: PreferenceLearner) -> None:
         """Relabel the most recent row (SB3 stores a step's transition after the callback ran)."""
         if isinstance(learner, RewardLearner):
-            buffer: PreferenceReplayBuffer = self.model.replay_buffer
-            row = (buffer.pos - 1) % buffer.buffer_size
-            as_t = lambda a: torch.as_tensor(a[row], device=learner.device)  # noqa: E731
-            buffer.rewards[row] = learner.reward_tensor(
-                as_t(buffer.observations), as_t(buffer.actions), as_t(buffer.next_observations)
-            ).cpu().numpy()
+            self.model.replay_buffer.relabel_latest(learner)
 
 
 class SACAgent:

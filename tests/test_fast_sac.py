@@ -176,3 +176,32 @@ def test_pebble_relabel_and_critic_reset_through_make_sac():
     row = (buffer.pos - 1) % buffer.buffer_size
     torch.testing.assert_close(buffer.rewards[row, 0], learner.reward_tensor(
         buffer.observations[row], buffer.actions[row], buffer.next_observations[row])[0], rtol=1e-5, atol=1e-6)
+
+
+TINY_PEBBLE = [
+    "env=gym:HalfCheetah-v5", "method=pebble", "agent.impl=fast", "max_episode_steps=100", "steps=500",
+    "eval_interval=100000", "eval_episodes=1", "progress=false", "agent.learning_starts=100", "agent.batch_size=32",
+    "agent.hidden_sizes=[32,32]", "agent.reset_update=5", "feedback.first_query_step=300", "feedback.interval=100",
+    "feedback.per_round=5", "feedback.budget=10", "feedback.segment_length=10", "learner.hidden_sizes=[16,16]",
+    "learner.max_epochs=3",
+]
+
+
+def test_pebble_loop_runs_with_agent_impl_fast(tmp_path):
+    from pbrl.experiments.config import parse_config
+    from pbrl.experiments.runner import Runner
+
+    runner = Runner(parse_config({}, [*TINY_PEBBLE, f"run_dir={tmp_path}"]), tmp_path)
+    summary = runner.train()
+    model = runner.engine.model
+    assert isinstance(model, FastSAC) and isinstance(model.replay_buffer, DeviceReplayBuffer)
+    assert model.num_timesteps == 500 and summary["teacher/labeled"] == 10
+    assert model.replay_buffer.intrinsic is None  # the first round ended pre-training
+    buffer, learner = model.replay_buffer, runner.learner
+    expected = learner.reward_tensor(buffer.observations[:500, 0], buffer.actions[:500, 0], buffer.next_observations[:500, 0])
+    torch.testing.assert_close(buffer.rewards[:500, 0], expected, rtol=1e-5, atol=1e-5)  # relabeled + latest rows fixed
+    with pytest.raises(ValueError, match="no fast version"):
+        from pbrl.agents.fast_sac import make_fast_sac
+        from pbrl.agents.advantage_policy import GreedyAdvantageSAC
+
+        make_fast_sac(model.get_env(), runner.config.agent, 0, algorithm=GreedyAdvantageSAC)
