@@ -14,7 +14,8 @@ from pbrl.experiments.reproduce.catalogue import (
     CATALOGUE_DIR, LABEL_KEYS, NOT_RETRIEVED, STEP_KEYS, CatalogueError, expand, list_entries, load_axes,
     load_catalogue, load_entry, scaled, validate,
 )
-from pbrl.experiments.reproduce.translate import REFERENCE_KEYS, translate
+from pbrl.experiments.config import parse_config
+from pbrl.experiments.reproduce.translate import REFERENCE_KEYS, nested, translate
 
 FILES = sorted(p for p in CATALOGUE_DIR.glob("*.yaml") if not p.name.startswith("_"))
 REQUIRED_ENTRIES = {
@@ -174,6 +175,12 @@ def test_every_reference_key_translates_and_is_in_the_readme_table(catalogue):
             used |= set(spec.settings)
             overrides, deviations = translate(spec)  # raises KeyError on an unmapped reference key
             assert overrides["steps"] == spec.steps and overrides["env"] == spec.env
+            data = nested(overrides)
+            if entry.baseline is None:  # the offline entries: their data comes from a dataset (pbrl collect)
+                data["reward_free"] = {"dataset": "dataset.h5"}
+            config = parse_config(data)  # every run of the catalogue is a valid pbrl config
+            expected = {"sac": None, "pebble": {"regret": "advantage"}.get(spec.learner, spec.learner or "bt")}
+            assert config.learner_type == expected.get(spec.method, spec.method)
     assert used <= set(REFERENCE_KEYS)
     readme = (CATALOGUE_DIR / "README.md").read_text()
     missing = [k for k in REFERENCE_KEYS if f"`{k}`" not in readme]
@@ -184,13 +191,20 @@ def test_translation_of_bpref_walker_walk(catalogue):
     spec = _bpref_cell(catalogue, budget="1000", teacher="oracle", sampling="disagreement")
     out, deviations = translate(spec)
     assert out["feedback.budget"] == 1000 and out["feedback.per_round"] == 100 and out["feedback.interval"] == 20000
-    assert out["feedback.first_query_step"] == 10_000 and out["sac.learning_starts"] == 1000
+    assert out["feedback.first_query_step"] == 10_000 and out["agent.learning_starts"] == 1000
     assert out["teacher.beta"] == float("inf") and out["query.strategy"] == "disagreement"
-    assert out["sac.hidden_sizes"] == [1024, 1024] and out["sac.batch_size"] == 1024 and out["sac.learning_rate"] == 0.0005
+    assert out["agent.hidden_sizes"] == [1024, 1024] and out["agent.batch_size"] == 1024 and out["agent.learning_rate"] == 0.0005
+    config = parse_config(nested(out))
+    assert (config.learner_type, config.agent_type, config.teacher.beta, config.feedback.budget) == ("bt", "sac", float("inf"), 1000)
+    baseline = next(s for s in expand(catalogue["pebble-walker-walk"], seeds=1) if s.role == "baseline")
+    out, _ = translate(baseline)  # the baseline asks no labels: no learner, teacher, feedback or query keys
+    assert not [k for k in out if k.startswith(("learner.", "teacher.", "feedback.", "query."))]
+    config = parse_config(nested(out))
+    assert config.learner is None and config.agent.learning_starts == 5000 and config.agent.hidden_sizes == (1024, 1024)
     assert "agent.params.alpha_lr" in deviations and "agent.params.critic_target_update_frequency" in deviations
     qpa = expand(catalogue["qpa-door-open"], seeds=1)[0]
     out, deviations = translate(qpa)
-    assert out["query.strategy"] == "qpa" and out["query.qpa_episodes"] == 60 and out["sac.recent_fraction"] == 0.5
+    assert out["query.strategy"] == "qpa" and out["query.qpa_episodes"] == 60 and out["agent.recent_fraction"] == 0.5
     assert "data_aug_ratio" in deviations
 
 
