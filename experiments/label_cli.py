@@ -30,7 +30,8 @@ from pbrl.transitions import TransitionLog
 def add_label_commands(sub: argparse._SubParsersAction) -> None:
     """Register the labeling subcommands on the ``pbrl`` parser."""
     server = sub.add_parser("label-server", help="serve a run's labeling page for human annotators; prints their links")
-    server.add_argument("run_dir", help="the run directory (its config.yaml gives env, render and server settings)")
+    server.add_argument("run_dir", nargs="?", help="the run directory (its config.yaml gives env, render and server "
+                        "settings); not with --dataset")
     server.add_argument("--store", help="SQLAlchemy URL of the preference store (default: RUN_DIR/preferences.sqlite)")
     server.add_argument("--host", help="address to bind (default: teacher.host of a human-teacher run, 127.0.0.1)")
     server.add_argument("--port", type=int, help="port (default: teacher.port of a human-teacher run, 8765; 0: any free port)")
@@ -40,7 +41,7 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     server.add_argument("--revoke", action="append", default=[], metavar="NAME",
                         help="end NAME's link now and exit (repeatable); --add NAME later gives a new one")
     server.add_argument("--demo", metavar="ENV_ID", help="make RUN_DIR a demo: random-action pairs of ENV_ID, queued")
-    server.add_argument("--pairs", type=int, default=20, help="pairs in a --demo store")
+    server.add_argument("--pairs", type=int, help="pairs in a --demo store (20) or served from --dataset (200)")
     server.set_defaults(func=_label_server)
     labels = sub.add_parser("labels", help="a run's label counts, export (JSONL with segments, or CSV), agreement")
     labels.add_argument("run_dir")
@@ -48,6 +49,7 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     labels.add_argument("--export", metavar="PATH", help="write every label to PATH (.jsonl or .csv)")
     labels.add_argument("--agreement", action="store_true", help="print agreement between annotators")
     labels.set_defaults(func=_labels)
+    add_dataset_options(server, labels)
 
 
 def start_labeling(trainer) -> None:  # noqa: ANN001 (experiments.train.Trainer; imported lazily by the CLI)
@@ -148,6 +150,10 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def _label_server(args: argparse.Namespace) -> int:
     expires_at = _server_options(args)
+    if args.dataset:
+        return dataset_label_server(args, expires_at)
+    if args.run_dir is None:
+        raise ConfigError("give a run directory (pbrl label-server RUN_DIR) or a dataset (--dataset DATA.h5 --out DIR)")
     if args.revoke:
         return _revoke(args)
     try:
@@ -157,7 +163,7 @@ def _label_server(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if args.demo and not (run_dir / "config.yaml").exists():
         config = parse_config({"env": args.demo, "run_dir": str(run_dir), "teacher": {"type": "human"}})
-        demo_store(run_dir / "preferences.sqlite", args.demo, args.pairs)
+        demo_store(run_dir / "preferences.sqlite", args.demo, args.pairs or 20)
         save_yaml(config, run_dir / "config.yaml")
     config = _run_config(run_dir)
     human = config.teacher if config.teacher_type == "human" else HumanTeacherConfig()  # server settings (defaults unless human)
@@ -204,4 +210,86 @@ def _labels(args: argparse.Namespace) -> int:
         print(f"pbrl: {count} labels → {args.export}")
     if args.agreement:
         print("\n".join(agreement(store).lines()))
+        print("\n".join(quality_lines(store, args)))
+    if args.write:
+        write_labels(args)
     return 0
+
+
+# ---------------------------------------------------------------------- offline datasets (issue 18)
+def add_dataset_options(server: argparse.ArgumentParser, labels: argparse.ArgumentParser) -> None:
+    """``label-server --dataset DATA.h5 --out DIR`` (people label a collected dataset) and ``labels --write``."""
+    server.add_argument("--dataset", metavar="DATA.h5", help="serve pairs of this offline dataset (pbrl collect) "
+                        "instead of a run's; needs --out")
+    server.add_argument("--out", metavar="DIR", help="--dataset: the labels folder (its store, videos); rerun with "
+                        "the same folder to resume")
+    server.add_argument("--annotators-per-pair", type=int, default=3, metavar="K", help="--dataset: answers per pair")
+    server.add_argument("--known-rate", type=float, default=0.1, help="--dataset: fraction of known-answer pairs")
+    server.add_argument("--known-margin", type=float, default=1.0, help="--dataset: a known-answer pair's true "
+                        "returns differ by at least this many standard deviations of segment returns")
+    server.add_argument("--seed", type=int, default=0, help="--dataset: seed of the pairs drawn")
+    server.add_argument("--size", type=int, default=256, help="--dataset: video width and height (even)")
+    labels.add_argument("--write", metavar="OUT.h5", help="labels folder of a dataset: write the answers as an "
+                        "offline preference dataset (pbrl train --set reward_free.dataset=OUT.h5)")
+    labels.add_argument("--aggregate", default="dawid-skene", choices=["dawid-skene", "majority"],
+                        help="--write: one label per pair by Dawid–Skene EM (default) or majority")
+    labels.add_argument("--drop", action="append", default=[], metavar="NAME", help="--write: leave out NAME's labels")
+    labels.add_argument("--drop-flagged", action="store_true", help="--write: leave out the flagged annotators")
+    labels.add_argument("--min-accuracy", type=float, default=0.75, help="flag below this known-answer accuracy")
+    labels.add_argument("--min-known", type=int, default=5, help="flag only with this many known answers or more")
+
+
+def dataset_label_server(args: argparse.Namespace, expires_at: float | None) -> int:
+    """Serve the pairs of ``--dataset`` from the labels folder ``--out`` (set up, or resumed), printing the links."""
+    from pbrl.datasets.offline import DatasetError
+    from pbrl.labeling.offline import OfflineLabelingConfig, open_labels
+
+    if not args.out or args.run_dir or args.demo:
+        raise ConfigError("--dataset DATA.h5 needs --out LABELS_DIR (and no RUN_DIR or --demo)")
+    try:
+        from pbrl.labeling.render import RenderSettings
+        from pbrl.labeling.server import LabelServer, default_task
+    except ImportError:
+        raise ConfigError("the labeling server needs its web stack: pip install -e '.[label]'") from None
+    try:
+        config = OfflineLabelingConfig(pairs=args.pairs or 200, annotators_per_pair=args.annotators_per_pair,
+                                       known_rate=args.known_rate, known_margin=args.known_margin, seed=args.seed)
+        store, data, _ = open_labels(args.dataset, args.out, config)
+        render = RenderSettings(args.size, args.size)
+    except (ValueError, DatasetError) as error:
+        raise ConfigError(str(error)) from None
+    human = HumanTeacherConfig()
+    server = LabelServer(store, Path(args.out) / "videos", default_task(data.env_id), render,
+                         args.host or human.host, human.port if args.port is None else args.port, human.lease)
+    try:
+        _serve(server, Path(args.out), args.add or ["annotator"], expires_at)
+    except KeyboardInterrupt:
+        server.stop()
+        print(f"\npbrl: label server stopped; every acknowledged label is in {args.out}; "
+              f"pbrl labels {args.out} --write OUT.h5 makes the dataset", flush=True)
+    return 0
+
+
+def quality_lines(store: PreferenceStore, args: argparse.Namespace) -> list[str]:
+    """The quality-control report (known-answer accuracy, agreement, median answer time, flags)."""
+    from pbrl.labeling.quality import quality
+
+    try:
+        return quality(store, args.min_accuracy, args.min_known).lines()
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def write_labels(args: argparse.Namespace) -> None:
+    """``pbrl labels LABELS_DIR --write OUT.h5``: the answers as an offline preference dataset."""
+    from pbrl.datasets.human_labels import write_human_dataset
+
+    try:
+        path, data = write_human_dataset(args.run_dir, args.write, method=args.aggregate, drop=args.drop,
+                                         drop_flagged=args.drop_flagged, min_accuracy=args.min_accuracy,
+                                         min_known=args.min_known)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    dropped = data.metadata["teacher"]["dropped"]
+    print(f"pbrl: {len(data.labels)} pairs labeled by {data.metadata['teacher']['aggregation']} → {path}"
+          + (f" (dropped: {', '.join(dropped)})" if dropped else ""), flush=True)
