@@ -283,28 +283,26 @@ def test_loop_asks_about_segments_that_outlive_their_episode(make_loop):
 
 
 def test_reward_free_methods_refuse_absorbing_segments():
-    from pbrl.experiments.config import ConfigError, TrainConfig, from_dict
+    from pbrl.experiments.config import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match="feedback.absorbing=false"):
-        from_dict(TrainConfig, {"method": "ipl", "feedback": {"absorbing": True}})
-    assert from_dict(TrainConfig, {"learner": "regret", "feedback": {"absorbing": True}}).feedback.absorbing
+        parse_config({"learner": {"type": "ipl"}, "feedback": {"absorbing": True}})
+    assert parse_config({"learner": {"type": "advantage"}, "feedback": {"absorbing": True}}).feedback.absorbing
 
 
 def test_a_hat_as_reward_with_its_constant_unpinned_warns():
     import warnings
 
-    from pbrl.experiments.builders import EnvSpec, build_learner
-    from pbrl.experiments.config import TrainConfig, from_dict
+    from pbrl.experiments.config import parse_config
 
-    spec = EnvSpec("chain", N, 1, 12)
-    build = lambda **sections: build_learner(from_dict(TrainConfig, {"learner": "regret", **sections}), spec)  # noqa: E731
-    with pytest.warns(UserWarning, match="regret.anchor=true or feedback.absorbing=true"):
-        build(regret={"mode": "reward", "anchor": False})
+    build = lambda learner, **sections: parse_config({"learner": {"type": "advantage", **learner}, **sections})  # noqa: E731
+    with pytest.warns(UserWarning, match="learner.anchor=true or feedback.absorbing=true"):
+        build({"mode": "reward", "anchor": False})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        build(regret={"mode": "reward", "anchor": False}, feedback={"absorbing": True})
-        build(regret={"mode": "reward", "anchor": True})
-        build(regret={"mode": "greedy", "anchor": False})
+        build({"mode": "reward", "anchor": False}, feedback={"absorbing": True})
+        build({"mode": "reward", "anchor": True})
+        build({"mode": "greedy", "anchor": False})
 
 
 # ----------------------------------------------------------------------------- a person's view

@@ -1,4 +1,4 @@
-"""The greedy-on-Â agent (regret.mode=greedy): its actor ascends a given Â with no critic,
+"""The greedy-on-Â agent (learner.type=advantage, learner.mode=greedy): its actor ascends a given Â with no critic,
 and it trains, checkpoints and resumes inside the Trainer."""
 
 from __future__ import annotations
@@ -100,10 +100,11 @@ def test_greedy_agent_needs_its_advantage():
 
 
 def test_greedy_regret_run_trains_checkpoints_and_resumes(tmp_path):
-    from pbrl.experiments.train import Trainer, resume_config
+    from pbrl import Runner
+    from pbrl.experiments.config import load_run_config
     from tests.test_training import tiny
 
-    trainer = Trainer(tiny(tmp_path, "learner=regret", "regret.mode=greedy", "steps=500", "feedback.budget=10"), tmp_path)
+    trainer = Runner(tiny(tmp_path, "learner.type=advantage", "learner.mode=greedy", "steps=500", "feedback.budget=10"), tmp_path)
     assert isinstance(trainer.model, GreedyAdvantageSAC) and trainer.model.advantage is trainer.learner
     trainer.train()
     assert trainer.model.replay_buffer.intrinsic is None  # the first round ended pre-training
@@ -111,7 +112,7 @@ def test_greedy_regret_run_trains_checkpoints_and_resumes(tmp_path):
     assert {"train/advantage", "train/actor_loss", "train/ent_coef"} <= set(progress)
     actor = parameters(trainer.model.actor)
 
-    resumed = Trainer(resume_config(tmp_path, {"steps": 600}), tmp_path, resume=True)
+    resumed = Runner(load_run_config(tmp_path, ["steps=600"]), tmp_path, resume=True)
     model = resumed.model
     assert isinstance(model, GreedyAdvantageSAC) and model.advantage is resumed.learner
     assert model.num_timesteps == 500 and model.replay_buffer.intrinsic is None

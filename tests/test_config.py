@@ -71,8 +71,6 @@ def test_method_shortcut_expands_into_learner_and_agent_types():
 
 
 def test_cross_section_rules():
-    assert parse_config({}, ["query.strategy=qpa"]).agent.recent_fraction == 0.5
-    assert parse_config({}, []).agent.recent_fraction == 0.0
     assert parse_config({}, ["method=sac"]).agent.unsupervised_pretraining is False  # nothing would end it
     with pytest.raises(ConfigError, match="learner.mode=greedy .* PPO"):
         parse_config({}, ["method=pref-ppo", "learner.type=advantage", "learner.mode=greedy"])

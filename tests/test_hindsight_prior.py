@@ -122,17 +122,17 @@ def test_prior_concentrates_reward_on_the_decisive_step(trained_world):
 def test_hprior_in_the_loop_observes_and_resumes(tmp_path):
     import json
 
-    from pbrl.experiments.train import Trainer
+    from pbrl import Runner
     from tests.test_training import tiny
 
-    config = tiny(tmp_path, "learner=hprior", "hprior.world_dim=16", "hprior.world_heads=2", "hprior.world_steps=10",
+    config = tiny(tmp_path, "learner.type=hprior", "learner.world_dim=16", "learner.world_heads=2", "learner.world_steps=10",
                   "steps=500", "feedback.budget=10")
-    trainer = Trainer(config, tmp_path)
+    trainer = Runner(config, tmp_path)
     trainer.train()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert sum("reward/world_model_loss" in r for r in rows) == 2  # refreshed before each of the two rounds
     assert trainer.learner.updates == 2
-    again = Trainer(config, tmp_path, resume=True).learner
+    again = Runner(config, tmp_path, resume=True).learner
     for name, tensor in trainer.learner.world.state_dict().items():
         torch.testing.assert_close(again.world.state_dict()[name], tensor)
     assert again.updates == 2

@@ -17,17 +17,17 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 
-from pbrl.experiments.builders import TEACHERS, EnvSpec, build_learner
+from pbrl import Runner
+from pbrl.experiments.config import load_run_config
 from pbrl.experiments.label_cli import start_labeling
-from pbrl.experiments.train import Trainer, resume_config
+from pbrl.registry import LEARNERS, BuildContext
 from pbrl.store import PreferenceStore
+from pbrl.teachers.human import HumanTeacher
 from tests.test_training import TINY, tiny
 
-build_human = TEACHERS["human"]
-
-HUMAN = ["teacher.type=human", "teacher.human.port=0", "teacher.human.width=32", "teacher.human.height=32",
+HUMAN = ["teacher.type=human", "teacher.port=0", "teacher.width=32", "teacher.height=32",
          "feedback.budget=10", "steps=500"]  # rounds at steps 300 and 450
-LEARN = ["feedback.per_round=10", "feedback.budget=20", "feedback.segment_length=25", "reward.max_epochs=50"]
+LEARN = ["feedback.per_round=10", "feedback.budget=20", "feedback.segment_length=25", "learner.max_epochs=50"]
 
 
 class ScriptedAnnotator(threading.Thread):
@@ -76,7 +76,7 @@ def _accuracy(learner, log, rng) -> float:
 
 def test_run_with_the_human_teacher_learns_from_a_scripted_annotator(tmp_path, capsys):
     config = tiny(tmp_path, *HUMAN, *LEARN)
-    trainer = Trainer(config, tmp_path)
+    trainer = Runner(config, tmp_path)
     start_labeling(trainer)  # what `pbrl train --teacher-type human` does: serve from the start, print the links
     teacher = trainer.loop.teacher
     link = teacher.server.links()["annotator"]  # made by this server (the store keeps only the token's digest)
@@ -103,10 +103,10 @@ def test_run_with_the_human_teacher_learns_from_a_scripted_annotator(tmp_path, c
     assert (tmp_path / "videos").is_dir() and list((tmp_path / "videos").glob("*.mp4"))  # rendered ahead
 
     rng = np.random.default_rng(123)
-    env = trainer.pref_env
-    spec = EnvSpec(config.env, env.observation_space.shape[0], env.action_space.shape[0], 100)
-    untrained = build_learner(config, spec)  # the same seed: the weights the run's learner started from
-    trained, before = _accuracy(trainer.learner, trainer.log, rng), _accuracy(untrained, trainer.log, rng)
+    env = trainer.engine.pref_env
+    ctx = BuildContext(config.env, env.observation_space.shape[0], env.action_space.shape[0], 100, config.seed)
+    untrained = LEARNERS.get("bt").factory(config.learner, ctx)  # the same seed: the weights the run's learner started from
+    trained, before = _accuracy(trainer.learner, trainer.loop.log, rng), _accuracy(untrained, trainer.loop.log, rng)
     assert trained > 0.6 and trained > before + 0.15, (trained, before)  # measured: 0.69 vs 0.38
 
 
@@ -132,12 +132,13 @@ def test_run_killed_while_waiting_resumes_with_its_queue_and_labels(tmp_path, mo
     assert len(labels_before) == 8 and before.counts().asked == 10
 
     built = []  # the resumed run's teacher, to find the address of its page
-    monkeypatch.setitem(TEACHERS, "human", lambda config, env: built.append(build_human(config, env)) or built[-1])
+    init = HumanTeacher.__init__
+    monkeypatch.setattr(HumanTeacher, "__init__", lambda self, *a, **k: built.append(self) or init(self, *a, **k))
     second = ScriptedAnnotator(lambda: built[0].server.url if built and built[0].server else None, token,
                                run / "preferences.sqlite")
     second.start()
     try:
-        trainer = Trainer(resume_config(run), run, resume=True)  # waits for the two answers the kill interrupted
+        trainer = Runner(load_run_config(run), run, resume=True)  # waits for the two answers the kill interrupted
         trainer.train()
     finally:
         second.stop.set()

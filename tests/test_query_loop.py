@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
-from pbrl.experiments.train import Trainer
+from pbrl import Runner
+from pbrl.experiments.config import parse_config
 from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.query import InvalidSelectionError, QueryConfig, QueryStrategy, available, registry
@@ -20,15 +20,15 @@ BUILTINS = ["uniform", "disagreement", "entropy", "bald", "kcenter", "kcenter-di
 
 TINY = [
     "env=gym:HalfCheetah-v5", "max_episode_steps=100", "steps=600", "eval_interval=100000", "eval_episodes=0",
-    "progress=false", "sac.learning_starts=500", "sac.reset_update=5", "sac.batch_size=32", "sac.hidden_sizes=[16,16]",
+    "progress=false", "agent.learning_starts=500", "agent.reset_update=5", "agent.batch_size=32", "agent.hidden_sizes=[16,16]",
     "feedback.first_query_step=300", "feedback.interval=100", "feedback.per_round=4", "feedback.budget=12",
-    "feedback.segment_length=10", "feedback.log_capacity=1000", "reward.hidden_sizes=[16,16]", "reward.max_epochs=3",
+    "feedback.segment_length=10", "feedback.log_capacity=1000", "learner.hidden_sizes=[16,16]", "learner.max_epochs=3",
 ]
 
 
-def tiny_run(tmp_path, strategy: str, *extra: str) -> Trainer:
-    config = from_dict(TrainConfig, apply_overrides({}, [*TINY, f"run_dir={tmp_path}", f"query.strategy={strategy}", *extra]))
-    trainer = Trainer(config, tmp_path)
+def tiny_run(tmp_path, strategy: str, *extra: str) -> Runner:
+    config = parse_config({}, [*TINY, f"run_dir={tmp_path}", f"query.strategy={strategy}", *extra])
+    trainer = Runner(config, tmp_path)
     trainer.train()
     return trainer
 
@@ -55,15 +55,10 @@ def test_every_builtin_strategy_runs_in_the_training_loop(tmp_path, strategy):
     assert trainer.loop.strategy is not None and trainer.config.query.strategy == strategy
 
 
-def test_qpa_run_turns_on_hybrid_replay_in_the_config(tmp_path):
-    config = from_dict(TrainConfig, apply_overrides({}, [*TINY, "query.strategy=qpa"]))
-    assert config.sac.recent_fraction == 0.5
-
-
 def test_qpa_run_samples_sac_batches_with_hybrid_replay(tmp_path):
     trainer = tiny_run(tmp_path, "qpa")
     buffer = trainer.model.replay_buffer
-    assert buffer.recent_fraction == 0.5 and buffer.recent_window == trainer.config.sac.recent_window
+    assert buffer.recent_fraction == 0.5 and buffer.recent_window == trainer.config.agent.recent_window
 
 
 # ----------------------------------------------------------------------------- the loop, without an agent

@@ -8,7 +8,7 @@ from gymnasium import spaces
 
 from pbrl.agents.config import SACConfig
 from pbrl.agents.replay import PreferenceReplayBuffer
-from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
+from pbrl.experiments.config import parse_config
 
 
 def numbered_buffer(rows: int, size: int, n_envs: int = 1) -> PreferenceReplayBuffer:
@@ -69,12 +69,12 @@ def test_off_by_default_and_a_window_larger_than_the_buffer_is_the_whole_buffer(
 
 
 def test_qpa_switches_hybrid_replay_on_unless_set_explicitly():
-    parse = lambda *items: from_dict(TrainConfig, apply_overrides({}, list(items)))  # noqa: E731
-    assert parse("query.strategy=qpa").sac.recent_fraction == 0.5
-    assert parse("query.strategy=disagreement").sac.recent_fraction == 0.0
-    assert parse("query.strategy=qpa", "sac.recent_fraction=0.3").sac.recent_fraction == 0.3
-    assert parse("query.strategy=qpa", "sac.recent_fraction=0").sac.recent_fraction == 0.0
-    assert parse("sac.recent_fraction=0.5").sac.recent_fraction == 0.5
+    parse = lambda *items: parse_config({}, list(items))  # noqa: E731
+    assert parse("query.strategy=qpa").agent.recent_fraction == 0.5
+    assert parse("query.strategy=disagreement").agent.recent_fraction == 0.0
+    assert parse("query.strategy=qpa", "agent.recent_fraction=0.3").agent.recent_fraction == 0.3
+    assert parse("query.strategy=qpa", "agent.recent_fraction=0").agent.recent_fraction == 0.0
+    assert parse("agent.recent_fraction=0.5").agent.recent_fraction == 0.5
     with pytest.raises(ValueError, match="recent_fraction"):
         SACConfig(recent_fraction=2.0)
     with pytest.raises(ValueError, match="recent_window"):

@@ -152,13 +152,13 @@ def test_sac_advantage_is_q_minus_policy_mean(tiny_sac):
 
 
 def test_builder_makes_a_regret_teacher_from_a_saved_expert(tiny_sac, tmp_path):
-    from pbrl.experiments.builders import EnvSpec, build_teacher
-    from pbrl.experiments.config import ConfigError, TrainConfig, apply_overrides, from_dict
+    from pbrl.experiments.config import ConfigError, parse_config
+    from pbrl.registry import TEACHERS, BuildContext
 
     tiny_sac.save(tmp_path / "agent.zip")
-    spec = EnvSpec("gym:Pendulum-v1", 3, 1, 200)
-    config = from_dict(TrainConfig, apply_overrides({}, ["teacher.type=regret", f"teacher.expert={tmp_path / 'agent.zip'}"]))
-    teacher = build_teacher(config, spec)
+    ctx = BuildContext("gym:Pendulum-v1", 3, 1, 200)
+    build_teacher = lambda config: TEACHERS.get(config.teacher_type).factory(config.teacher, ctx)  # noqa: E731
+    teacher = build_teacher(parse_config({}, ["teacher.type=regret", f"teacher.expert={tmp_path / 'agent.zip'}"]))
     assert isinstance(teacher, RegretTeacher) and teacher.name == "regret:oracle"
     rng = np.random.default_rng(0)
     batch = lambda: SegmentBatch(  # noqa: E731
@@ -169,7 +169,7 @@ def test_builder_makes_a_regret_teacher_from_a_saved_expert(tiny_sac, tmp_path):
     labels = teacher.label(batch(), batch(), rng)
     assert set(np.unique(labels)) <= {0.0, 1.0} and len(labels) == 4
     with pytest.raises(ConfigError, match="teacher.expert"):
-        build_teacher(from_dict(TrainConfig, {"teacher": {"type": "regret"}}), spec)
+        build_teacher(parse_config({"teacher": {"type": "regret"}}))
 
 
 # ----------------------------------------------------------------------------- the optimal-advantage learner
@@ -241,33 +241,25 @@ def test_anchored_reward_pins_the_constant_at_the_greedy_action():
 
 
 def test_greedy_mode_is_a_pebble_agent():
-    from pbrl.experiments.builders import EnvSpec, build_learner
-    from pbrl.experiments.config import ConfigError
+    from pbrl.experiments.config import ConfigError, parse_config
 
-    spec = EnvSpec("chain", N_STATES, 1, 100)
-    with pytest.raises(ConfigError, match="regret.mode=greedy .* use method=pebble, or regret.mode=reward"):
-        build_learner(_config(["learner=regret", "method=pref-ppo"]), spec)
-    assert build_learner(_config(["learner=regret"]), spec) is not None  # any sac.gamma: the greedy actor bootstraps nothing
-    assert build_learner(_config(["learner=regret", "method=pref-ppo", "regret.mode=reward"]), spec) is not None
-
-
-def _config(overrides):
-    from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
-
-    return from_dict(TrainConfig, apply_overrides({}, overrides))
+    with pytest.raises(ConfigError, match="learner.mode=greedy .* use agent.type=sac, or learner.mode=reward"):
+        parse_config({}, ["learner.type=advantage", "agent.type=ppo"])
+    assert parse_config({}, ["learner.type=advantage", "agent.gamma=0.5"]).agent_type == "sac"  # the greedy actor bootstraps nothing
+    assert parse_config({}, ["learner.type=advantage", "agent.type=ppo", "learner.mode=reward"]).agent_type == "ppo"
 
 
 def test_advantage_learner_in_the_loop_relabels_and_resumes(tmp_path):
     # Â as SAC's reward with the anchor (greedy mode's agent: tests/test_advantage_policy.py).
-    extra = ["regret.mode=reward", "regret.anchor_steps=20", "steps=500", "feedback.budget=10"]
-    from pbrl.experiments.train import Trainer
+    extra = ["learner.mode=reward", "learner.anchor_steps=20", "steps=500", "feedback.budget=10"]
+    from pbrl import Runner
     from tests.test_training import tiny
 
-    trainer = Trainer(tiny(tmp_path, "learner=regret", "teacher.preset=stoc", *extra), tmp_path)
+    trainer = Runner(tiny(tmp_path, "learner.type=advantage", "teacher.preset=stoc", *extra), tmp_path)
     trainer.train()
     buffer, learner = trainer.model.replay_buffer, trainer.learner
     n = buffer.filled()
     expected = learner.reward(buffer.observations[:n, 0], buffer.actions[:n, 0], buffer.next_observations[:n, 0])
     np.testing.assert_allclose(buffer.rewards[:n, 0], expected, rtol=1e-4, atol=1e-5)
-    again = Trainer(tiny(tmp_path, "learner=regret", "teacher.preset=stoc", *extra), tmp_path, resume=True).learner
+    again = Runner(tiny(tmp_path, "learner.type=advantage", "teacher.preset=stoc", *extra), tmp_path, resume=True).learner
     np.testing.assert_allclose(again.reward(buffer.observations[:50, 0], buffer.actions[:50, 0], None), expected[:50], rtol=1e-5)
