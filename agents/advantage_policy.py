@@ -46,7 +46,7 @@ class GreedyAdvantageSAC(SAC):
     """SB3 SAC whose actor maximises ``Â(s, π(s)) + α H(π(·|s))`` directly once Â exists.
 
     ``advantage`` is not saved with the agent: attach the learner after building or
-    loading the model (``model.advantage = learner``), as :class:`pbrl.experiments.train.Trainer` does.
+    loading the model (``model.advantage = learner``), as :class:`pbrl.agents.sac.SACAgent` does.
     """
 
     advantage: Advantage | None = None

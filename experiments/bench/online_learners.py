@@ -7,7 +7,7 @@ budget and schedule):
 
 * ``oracle`` — the README's demo (``experiments/configs/demo.yaml``: HalfCheetah-v5, 20k env
   steps, 400 labels in rounds of 50, disagreement queries) with partial-return labels:
-  ``learner=bt`` (PEBBLE), ``hprior`` (Hindsight PRIOR), ``reed`` (REED).
+  ``learner.type=bt`` (PEBBLE), ``hprior`` (Hindsight PRIOR), ``reed`` (REED).
 * ``regret`` (needs ``--expert``) — the same runs labeled by the expert's optimal advantage
   (Knox et al.): ``bt`` (Â mistaken for a reward: PEBBLE's pipeline), ``regret`` with
   ``regret.mode=greedy`` (an actor on Â, the second paper's recommendation) and
@@ -45,16 +45,16 @@ EVAL = ["eval_episodes=5"]
 
 def groups(expert: str | None) -> dict[str, list[tuple[str, str, list[str]]]]:
     """Group → [(variant, base config, overrides)]."""
-    out = {"oracle": [(learner, DEMO, [*EVAL, f"learner={learner}"]) for learner in ("bt", "hprior", "reed")]}
+    out = {"oracle": [(learner, DEMO, [*EVAL, f"learner.type={learner}"]) for learner in ("bt", "hprior", "reed")]}
     if expert:
         regret = [*EVAL, "teacher.type=regret", f"teacher.expert={expert}"]
         out["regret"] = [
-            ("bt", DEMO, [*regret, "learner=bt"]),
-            ("regret-greedy", DEMO, [*regret, "learner=regret", "regret.mode=greedy"]),
-            ("regret-reward", DEMO, [*regret, "learner=regret", "regret.mode=reward"]),
+            ("bt", DEMO, [*regret, "learner.type=bt"]),
+            ("regret-greedy", DEMO, [*regret, "learner.type=advantage", "learner.mode=greedy"]),
+            ("regret-reward", DEMO, [*regret, "learner.type=advantage", "learner.mode=reward"]),
         ]
     cpl, ipl = str(CONFIGS / "cpl_metaworld_online.yaml"), str(CONFIGS / "ipl_metaworld_online.yaml")
-    out["reward-free"] = [("cpl", cpl, []), ("ipl", ipl, []), ("pebble", cpl, ["method=pebble"])]
+    out["reward-free"] = [("cpl", cpl, []), ("ipl", ipl, []), ("pebble", cpl, ["method=pebble", "reward_free=null"])]
     return out
 
 

@@ -23,6 +23,7 @@ import argparse
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import fields
 from pathlib import Path
 
 import matplotlib
@@ -31,16 +32,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict, load_yaml  # noqa: E402
+from pbrl.catalog import BCConfig  # noqa: E402
+from pbrl.experiments.config import TrainConfig, load_yaml, parse_config  # noqa: E402
 from pbrl.experiments.make_metaworld_datasets import TASKS, make_datasets  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METHODS = {  # name -> (base config, method, extra overrides)
     "cpl": ("cpl_metaworld_offline.yaml", "cpl", []),
     "ipl": ("ipl_metaworld_offline.yaml", "ipl", []),
-    "p-iql": ("ipl_metaworld_offline.yaml", "piql", []),
+    "p-iql": ("piql_metaworld_offline.yaml", "piql", []),
     "bc": ("cpl_metaworld_offline.yaml", "bc", []),
-    "sft": ("cpl_metaworld_offline.yaml", "bc", ["cpl.bc_data=preferred"]),
+    "sft": ("cpl_metaworld_offline.yaml", "bc", ["learner.bc_data=preferred"]),
 }
 
 
@@ -50,18 +52,21 @@ def run_config(method: str, task: str, seed: int, data_dir: Path, runs: Path, st
         f"method={name}", f"env=metaworld:{task}", f"seed={seed}", f"steps={steps}", f"eval_interval={steps}",
         f"reward_free.dataset={data_dir / f'{task}.h5'}", f"run_dir={runs / task / method / f's{seed}'}", "progress=false",
     ]
-    return from_dict(TrainConfig, apply_overrides(load_yaml(CONFIGS / base), overrides + extra))
+    data = load_yaml(CONFIGS / base)
+    if name == "bc":  # behaviour cloning keeps only the policy and optimiser keys of CPL's section
+        data["learner"] = {"type": "bc", **{k: v for k, v in data["learner"].items() if k in {f.name for f in fields(BCConfig)}}}
+    return parse_config(data, overrides + extra)
 
 
 def _run(job: tuple[str, TrainConfig]) -> dict:
-    from pbrl.experiments.reward_free import RewardFreeTrainer
+    from pbrl.experiments.runner import Runner
 
     method, config = job
     started = time.perf_counter()
-    summary = RewardFreeTrainer(config, Path(config.run_dir)).train()
+    summary = Runner(config, Path(config.run_dir)).train()
     row = {"task": config.env.partition(":")[2], "method": method, "seed": config.seed,
            "success": summary["eval/success_rate"], "return": summary["eval/true_return"],
-           "heldout_accuracy": summary.get("reward/heldout_accuracy", float("nan")),
+           "heldout_accuracy": summary.get("policy/heldout_accuracy", float("nan")),
            "seconds": time.perf_counter() - started}
     print(f"{row['task']:>16} {method:>6} s{config.seed}: success {row['success']:.2f}, return {row['return']:.0f}, "
           f"{row['seconds']:.0f} s", flush=True)
