@@ -33,14 +33,13 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pbrl.catalog import RegretTeacherSection, SyntheticTeacherSection
 from pbrl.feedback import FeedbackConfig
 from pbrl.learners.ipl import IPLConfig
 from pbrl.query import QueryConfig
 from pbrl.registry import AGENTS, LEARNERS, SAC_IMPLS, TEACHERS, ConfigError, Registry
 
 __all__ = [
-    "METHODS", "ConfigError", "RewardFreeConfig", "TeacherConfig", "TrainConfig", "parse_config", "parse_dataclass",
+    "METHODS", "ConfigError", "RewardFreeConfig", "TrainConfig", "parse_config", "parse_dataclass",
     "to_dict", "load_yaml", "save_yaml", "load_run_config", "convert_run_dir", "convert_legacy_config", "is_legacy", "describe",
 ]
 
@@ -69,14 +68,6 @@ class RewardFreeConfig:
             raise ValueError("reward_free.holdout must be in [0, 1) and reward_free.action_noise ≥ 0")
         if self.update_interval is not None and self.update_interval < 1:
             raise ValueError(f"reward_free.update_interval must be ≥ 1 or None, got {self.update_interval}")
-
-
-@dataclass(frozen=True)
-class TeacherConfig(RegretTeacherSection):
-    """The labeler of ``pbrl collect`` (offline datasets): a synthetic or a regret teacher."""
-
-    type: str = "synthetic"
-    """'synthetic' (B-Pref's partial-return teacher) or 'regret' (an expert's optimal advantage)."""
 
 
 @dataclass(frozen=True)

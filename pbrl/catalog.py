@@ -1,6 +1,8 @@
 """The built-in learners and teachers, registered by name (loaded by :mod:`pbrl.registry`).
 
-Each ``learner:`` / ``teacher:`` section holds only its type's keys. Learners that build on
+Each ``learner:`` / ``teacher:`` section holds only its type's keys; a teacher's section is its
+own config (:class:`~pbrl.teachers.synthetic.SyntheticTeacherConfig`, ``RegretTeacherConfig``,
+``HumanTeacherConfig``). Learners that build on
 another's settings get one self-contained section: the reward-based variants of PEBBLE's
 Bradley–Terry ensemble inherit its keys (``advantage``, ``hprior``, ``reed``: one flat section),
 P-IQL is IPL's keys plus a nested ``reward:`` ensemble, and behaviour cloning keeps only the
@@ -21,8 +23,8 @@ from pbrl.learners.piql import PreferenceIQL
 from pbrl.learners.reed import REED, REEDConfig
 from pbrl.registry import BuildContext, ConfigError, register_learner, register_teacher
 from pbrl.teachers.human import HumanTeacher, HumanTeacherConfig
-from pbrl.teachers.regret import RegretTeacher
-from pbrl.teachers.synthetic import PRESETS, SyntheticTeacher, SyntheticTeacherConfig
+from pbrl.teachers.regret import RegretTeacher, RegretTeacherConfig
+from pbrl.teachers.synthetic import SyntheticTeacher, SyntheticTeacherConfig
 
 
 # ---------------------------------------------------------------------------- learner sections
@@ -99,58 +101,19 @@ class BCConfig:
                        device=self.device)
 
 
-# ---------------------------------------------------------------------------- teacher sections
-@dataclass(frozen=True)
-class SyntheticTeacherSection:
-    """teacher.type=synthetic: B-Pref's scripted teacher, a preset whose knobs can be overridden."""
-
-    preset: str = "oracle"
-    """B-Pref preset: oracle, stoc, mistake, skip, equal, myopic (knobs below override it)."""
-    beta: float | None = None
-    """Rationality β (None = from preset; inf = perfectly rational)."""
-    gamma: float | None = None
-    """Myopia γ (None = from preset)."""
-    eps_mistake: float | None = None
-    """Mistake probability ε (None = from preset)."""
-    eps_skip: float | None = None
-    """Skip threshold fraction (None = from preset)."""
-    eps_equal: float | None = None
-    """Equal threshold fraction (None = from preset)."""
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ConfigError(f"teacher.preset={self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
-        self.synthetic()  # validates the knobs
-
-    def synthetic(self) -> SyntheticTeacherConfig:
-        """The preset with the knobs that are set."""
-        knobs = {f: getattr(self, f) for f in ("beta", "gamma", "eps_mistake", "eps_skip", "eps_equal")}
-        return replace(PRESETS[self.preset], **{k: v for k, v in knobs.items() if v is not None})
-
-
-@dataclass(frozen=True)
-class RegretTeacherSection(SyntheticTeacherSection):
-    """teacher.type=regret: labels by an expert's optimal advantage (Knox et al.), with B-Pref's knobs."""
-
-    expert: str | None = None
-    """Path to a SAC agent trained on the true reward (checkpoint/agent.zip of a true-reward SAC run)."""
-    expert_samples: int = 16
-    """Actions sampled from the expert's policy to estimate E_a'~π Q(s, a')."""
-
-
 # ---------------------------------------------------------------------------- factories
 def _piql(config: PIQLConfig, ctx: BuildContext) -> PreferenceIQL:
     reward = BTEnsemble(ctx.obs_dim, ctx.act_dim, replace(config.reward, device=config.device), ctx.seed)
     return PreferenceIQL(ctx.obs_dim, ctx.act_dim, reward, config, ctx.seed)
 
 
-def _regret_teacher(config: RegretTeacherSection, ctx: BuildContext) -> RegretTeacher:
+def _regret_teacher(config: RegretTeacherConfig, ctx: BuildContext) -> RegretTeacher:
     from pbrl.agents.expert import load_expert, sac_advantage  # SB3 only when this teacher is used
 
     if not config.expert:
         raise ConfigError("teacher.type=regret needs teacher.expert=<path to a SAC checkpoint/agent.zip> (train one with --method sac)")
     advantage = sac_advantage(load_expert(config.expert), config.expert_samples, seed=ctx.seed)
-    return RegretTeacher(advantage, config.synthetic(), name=f"regret:{config.preset}")
+    return RegretTeacher(advantage, config, name=f"regret:{config.preset}")
 
 
 def _human_teacher(config: HumanTeacherConfig, ctx: BuildContext) -> HumanTeacher:
@@ -178,8 +141,7 @@ register_learner("piql", PIQLConfig, _piql, "P-IQL: a Bradley–Terry reward mod
 register_learner("bc", BCConfig, lambda c, ctx: BehaviourCloning(ctx.obs_dim, ctx.act_dim, c.as_cpl(), ctx.seed),
                  "behaviour cloning on the labeled segments (baseline)", reward_free=True)
 
-register_teacher("synthetic", SyntheticTeacherSection,
-                 lambda c, ctx: SyntheticTeacher(c.synthetic(), name=f"synthetic:{c.preset}"),
+register_teacher("synthetic", SyntheticTeacherConfig, lambda c, ctx: SyntheticTeacher(c, name=f"synthetic:{c.preset}"),
                  "B-Pref's scripted teacher (oracle, stoc, mistake, skip, equal, myopic)")
-register_teacher("regret", RegretTeacherSection, _regret_teacher, "labels by a SAC expert's optimal advantage")
+register_teacher("regret", RegretTeacherConfig, _regret_teacher, "labels by a SAC expert's optimal advantage")
 register_teacher("human", HumanTeacherConfig, _human_teacher, "people on the labeling web page the run serves")

@@ -28,7 +28,7 @@ def test_yaml_round_trip_preserves_every_field(tmp_path):
     save_yaml(config, tmp_path / "c.yaml")
     again = parse_config(load_yaml(tmp_path / "c.yaml"))
     assert again == config
-    assert again.learner.hidden_sizes == (32, 32) and again.teacher.synthetic().beta == 1.0
+    assert again.learner.hidden_sizes == (32, 32) and again.teacher.resolved().beta == 1.0
 
 
 def test_overrides_are_typed():
