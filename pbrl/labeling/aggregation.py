@@ -33,8 +33,9 @@ answers. Write ``s_ij = 2 a_ij − 1 ∈ {+1, 0, −1}`` for annotator ``j``'s a
 
 **The default is Dawid–Skene.** Majority lets a careless or random annotator outvote a
 careful one; Dawid–Skene learns how far to trust each from their agreement with the
-others and with the known answers, and with equally reliable annotators it gives the
-majority's labels (equal weights). With one answer per pair both give that answer.
+others and with the known answers (tests/test_aggregation.py: a careful annotator's vote
+breaks the majority's tie), and where the weights come out equal its weighted vote is the
+majority. With one answer per pair both give that answer.
 """
 
 from __future__ import annotations
