@@ -61,7 +61,12 @@ class PIQLConfig(IPLConfig):
     """learner.type=piql: P-IQL, IQL with IPL's keys on the reward of a Bradley–Terry ensemble."""
 
     reward: BTEnsembleConfig = field(default_factory=BTEnsembleConfig)
-    """The reward model (its device follows learner.device)."""
+    """The reward model (it runs on learner.device)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reward.device not in (BTEnsembleConfig.device, self.device):
+            raise ValueError("learner.reward.device: P-IQL's reward model runs on learner.device; set that one instead")
 
 
 _CPL = CPLConfig()

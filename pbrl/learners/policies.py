@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from pbrl.learners.base import PreferenceLearner
+from pbrl.learners.bradley_terry import resolve_device
 from pbrl.nets import mlp
 from pbrl.segments import PreferenceDataset, Segments
 
@@ -108,7 +109,7 @@ class PolicyLearner(PreferenceLearner):
 
     def __init__(self, obs_dim: int, act_dim: int, config: PolicyLearnerConfig, seed: int) -> None:
         self.config = config
-        self.device = torch.device(config.device)
+        self.device = resolve_device(config.device)  # 'auto': cuda if available, else cpu
         self.steps_per_update = config.steps_per_update
         self.updates = 0  # gradient steps taken so far
         self.seed(seed)
