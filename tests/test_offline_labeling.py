@@ -4,6 +4,7 @@ the answers written back as a dataset that CPL trains on; setup resumable from a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import urllib.request
 import uuid
@@ -68,7 +69,7 @@ def test_plan_mixes_clear_known_answer_pairs_among_distinct_pairs(dataset):
         plan_pairs(data, OfflineLabelingConfig(pairs=10, strategy="disagreement"))
 
 
-def test_three_annotators_over_http_quality_control_aggregation_and_cpl(dataset, tmp_path, capsys):
+def test_three_annotators_over_http_quality_control_aggregation_and_cpl(dataset, tmp_path, capsys, monkeypatch):
     out = tmp_path / "labels"
     store, data, query_ids = open_labels(dataset, out, CONFIG)
     server = LabelServer(store, out / "videos", default_task(data.env_id), RenderSettings(32, 32), port=0)
@@ -138,6 +139,15 @@ def test_three_annotators_over_http_quality_control_aggregation_and_cpl(dataset,
     before = accuracy()
     metrics = cpl.update(prefs)
     assert np.isfinite(metrics["cpl_loss"]) and accuracy() >= before + 0.25  # it learns the people's order
+
+    if importlib.util.find_spec("minari") is not None:  # the Minari export carries the people's labels
+        from pbrl.datasets.minari_export import PREFERENCES_FILE, to_minari
+
+        monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+        with np.load(to_minari(back, "pbrl/drawer-open/human-v0") / PREFERENCES_FILE) as exported:
+            assert exported["label"].tobytes() == back.labels.tobytes()
+            np.testing.assert_array_equal(exported["left"], back.left)
+            assert json.loads(str(exported["metadata"]))["teacher"]["annotators"]["good"]["weight"] == weights["good"]
 
 
 def test_setup_resumes_from_any_kill_point_and_refuses_other_settings(dataset, tmp_path, monkeypatch):

@@ -9,7 +9,10 @@ directory (``minari.storage.get_dataset_path(dataset_id)``):
 * ``pbrl_preferences.npz`` — ``segment_episode``, ``segment_start``, ``segment_length``,
   ``left``, ``right``, ``label`` (as in the HDF5 layout; segment ``k`` is steps
   ``start..start+T−1`` of Minari episode ``segment_episode[k]``) and ``metadata`` (the JSON
-  string: teacher, collection, policies).
+  string: teacher, collection, policies). A dataset people labeled
+  (:mod:`pbrl.datasets.human_labels`) exports the same way: its pairs and aggregated labels
+  here, and in ``metadata`` the aggregation, each annotator's weight, known-answer accuracy
+  and answers, who was dropped, and the source dataset.
 """
 
 from __future__ import annotations
