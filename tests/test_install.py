@@ -38,6 +38,15 @@ def _copy_repository(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
+def _installed(python: Path, env: dict[str, str]) -> dict[str, str]:
+    """Versions of the MuJoCo packages (monolithic or split) and MetaWorld in that environment."""
+    listing = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
+                             env=env, check=True).stdout
+    pairs = (line.split("==") for line in listing.splitlines() if "==" in line)
+    return {name.lower(): version for name, version in pairs
+            if name.lower() in ("mujoco", "mujoco-core", "mujoco-studio", "metaworld")}
+
+
 def test_readme_install_block_is_the_documented_sequence() -> None:
     commands = readme_install_commands()
     assert commands[0].startswith("python3 -m venv .venv")
@@ -56,16 +65,16 @@ def test_readme_install_then_dmc_makes_steps_and_renders_every_suite(tmp_path: P
     mujoco_before_dmc = None
     for command in readme_install_commands():
         if command.endswith("'.[dmc]'"):
-            mujoco_before_dmc = subprocess.run([str(python), "-m", "pip", "show", "mujoco"], capture_output=True,
-                                               text=True, env=env).stdout
+            mujoco_before_dmc = _installed(python, env)
         result = subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True,
                                 timeout=1500)
         assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
 
     pip = lambda *args: subprocess.run([str(python), "-m", "pip", *args], capture_output=True, text=True, env=env)  # noqa: E731
     assert pip("check").returncode == 0, pip("check").stdout
-    assert pip("show", "mujoco").stdout == mujoco_before_dmc  # the dmc extra changed no MuJoCo
-    assert pip("show", "mujoco-core").returncode != 0  # never the split MuJoCo 4 packages
+    mujoco_after = _installed(python, env)
+    assert mujoco_after == mujoco_before_dmc, (mujoco_before_dmc, mujoco_after)  # the dmc extra changed no MuJoCo
+    assert set(mujoco_after) == {"mujoco", "metaworld"}  # never the split MuJoCo 4 packages (mujoco-core…)
     probe = (
         "import numpy as np\n"
         "from pbrl import envs\n"
