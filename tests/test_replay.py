@@ -120,3 +120,10 @@ def test_device_buffer_pickles_its_filled_rows():
     restored.rewards[0] = 3.0  # the views point into the restored storage
     assert restored.storage[0, 0, restored._layout["rewards"][0]] == 3.0
     assert len(pickle.dumps(buffer)) < buffer.storage.numel() * 4 / 2  # only the filled rows travel
+
+
+def test_gpu_check_relabel_measurement_runs_on_cpu():
+    """The relabel part of experiments/bench/gpu_check.py (poisoned rewards: every row must be rewritten)."""
+    from pbrl.experiments.bench.gpu_check import relabel_seconds
+
+    assert relabel_seconds("cpu", 3000) > 0

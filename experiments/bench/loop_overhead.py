@@ -1,21 +1,25 @@
-"""Wall time of the PEBBLE loop against plain stable-baselines3 SAC on the true reward.
+"""Time of the PEBBLE loop against plain stable-baselines3 SAC on the true reward.
 
 Same env, steps, SAC hyperparameters, device and torch threads, measured in one run:
 
-* ``sb3-sac``      — SB3 SAC, nothing else (the reference);
-* ``pbrl-sac``     — SAC through pbrl's trainer on the true reward (wrapper + transition
-  log + logging: the loop's fixed cost);
-* ``pbrl-pebble``  — the full PEBBLE loop: state-entropy pre-training, feedback rounds,
-  reward-ensemble training, per-step learned reward, buffer relabeling, checkpoints.
+* ``sb3-sac``          — SB3 SAC, nothing else (the reference);
+* ``pbrl-sac``         — SB3 SAC through pbrl's Runner on the true reward (wrapper +
+  transition log + logging: the loop's fixed cost);
+* ``pbrl-pebble``      — the full PEBBLE loop with SB3's SAC (``agent.impl=sb3``):
+  state-entropy pre-training, feedback rounds, reward-ensemble training, per-step learned
+  reward, buffer relabeling, checkpoints;
+* ``pbrl-pebble-fast`` — the same loop with FastSAC (``agent.impl=fast``).
 
 Both wall time and process CPU time are reported; with one torch thread they agree on an
 idle machine, and the CPU-time ratio stays honest when other processes share the cores.
+The PEBBLE schedule scales with ``--steps``: the first query at ``max(steps/4, 1100)``,
+then 3 more rounds of 50 queries.
 
 Usage::
 
-    python -m pbrl.experiments.bench.loop_overhead --steps 10000 [--reward-hidden 64 64 64] [--device cpu]
+    python -m pbrl.experiments.bench.loop_overhead --steps 10000 [--reward-hidden 256 256 256] [--device cpu]
 
-Prints a table and writes ``experiments/bench/results/loop_overhead.md``.
+Prints a table and writes ``loop_overhead.md`` under ``--out-dir``.
 """
 
 from __future__ import annotations
@@ -30,14 +34,20 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl import envs
-from pbrl.experiments.config import TrainConfig, apply_overrides, from_dict
-from pbrl.experiments.train import Trainer
+from pbrl.experiments.config import parse_config
+from pbrl.experiments.runner import Runner
+
+RUNS = ("pbrl-sac", "pbrl-pebble", "pbrl-pebble-fast")
 
 
 def timed(fn) -> tuple[float, float, object]:
-    """(wall seconds, process CPU seconds, result) of ``fn()``."""
+    """(wall seconds, process CPU seconds, result) of ``fn()``; CUDA work is synchronised."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
@@ -49,16 +59,28 @@ def plain_sac(env_id: str, steps: int, seed: int, device: str) -> tuple[float, f
     return wall, cpu, None
 
 
-def pbrl_run(env_id: str, method: str, steps: int, seed: int, device: str, hidden: list[int], run_dir: Path) -> tuple[float, float, dict]:
+def pebble_overrides(steps: int, device: str, hidden: list[int] | tuple[int, ...]) -> list[str]:
+    """PEBBLE's learner and feedback keys for a run of ``steps`` (reward net ``hidden``, ``max_epochs`` 30)."""
+    first = max(steps // 4, 1100)
+    return [
+        f"learner.device={device}", f"learner.hidden_sizes=[{','.join(map(str, hidden))}]", "learner.max_epochs=30",
+        f"feedback.first_query_step={first}", f"feedback.interval={max((steps - first) // 3, 1)}",
+        "feedback.per_round=50", f"feedback.budget={steps}", f"feedback.log_capacity={steps}",
+    ]
+
+
+def pbrl_run(env_id: str, run: str, steps: int, seed: int, device: str, hidden: list[int], run_dir: Path
+             ) -> tuple[float, float, dict]:
+    """(wall s, CPU s, summary) of one run through the Runner: ``run`` is one of :data:`RUNS`."""
+    method = "sac" if run == "pbrl-sac" else "pebble"
     overrides = [
         f"env={env_id}", f"method={method}", f"steps={steps}", f"seed={seed}", f"run_dir={run_dir}",
-        "eval_episodes=0", "progress=false", f"sac.device={device}", f"reward.device={device}",
-        f"reward.hidden_sizes={hidden}", "reward.max_epochs=30",
-        "feedback.first_query_step=3000", "feedback.interval=2000", "feedback.per_round=50", f"feedback.budget={steps}",
-        f"feedback.log_capacity={steps}",
+        "eval_episodes=0", "progress=false", f"agent.device={device}", "agent.learning_starts=1000",
+        f"agent.impl={'fast' if run.endswith('fast') else 'sb3'}",
+        *(pebble_overrides(steps, device, hidden) if method == "pebble" else []),
     ]
-    trainer = Trainer(from_dict(TrainConfig, apply_overrides({}, overrides)), run_dir)
-    return timed(trainer.train)
+    runner = Runner(parse_config({}, overrides), run_dir)
+    return timed(runner.train)
 
 
 def main() -> None:
@@ -67,23 +89,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--reward-hidden", type=int, nargs="+", default=[64, 64, 64])
-    parser.add_argument("--out", default="experiments/bench/results/loop_overhead.md")
+    parser.add_argument("--reward-hidden", type=int, nargs="+", default=[256, 256, 256])
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
+    parser.add_argument("--out-dir", default="experiments/bench/results")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory() as tmp:
         reference = plain_sac(args.env, args.steps, args.seed, args.device)
         rows = [("sb3-sac (reference)", *reference)]
-        for method in ("sac", "pebble"):
-            rows.append((f"pbrl-{method}", *pbrl_run(args.env, method, args.steps, args.seed, args.device,
-                                                     args.reward_hidden, Path(tmp) / method)))
+        for run in args.runs:
+            rows.append((run, *pbrl_run(args.env, run, args.steps, args.seed, args.device, args.reward_hidden, Path(tmp) / run)))
 
+    first = max(args.steps // 4, 1100)
     lines = [
         f"# Loop overhead: {args.env}, {args.steps} steps, device {args.device}, 1 torch thread",
         "",
-        f"Reward ensemble hidden sizes {args.reward_hidden}; PEBBLE schedule: first query at 3000 steps, "
-        "50 queries every 2000 steps.",
+        f"Command: `python -m pbrl.experiments.bench.loop_overhead --steps {args.steps} --device {args.device} "
+        f"--reward-hidden {' '.join(map(str, args.reward_hidden))}`. Reward ensemble hidden sizes {args.reward_hidden}; "
+        f"PEBBLE schedule: first query at {first} steps, then 50 queries every {max((args.steps - first) // 3, 1)} steps; "
+        "SAC learning starts at 1000 steps. A ratio < 1 is faster than plain SB3 SAC on the true reward.",
         "",
         "| run | wall s | wall ratio | CPU s | CPU ratio vs SB3 SAC | labels | reward corr. |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -96,8 +121,9 @@ def main() -> None:
                      f"{'—' if corr is None else f'{corr:.2f}'} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "loop_overhead.md").write_text(text)
 
 
 if __name__ == "__main__":

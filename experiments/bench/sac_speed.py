@@ -17,7 +17,7 @@ A short run for a quick look (its results say it is short)::
 
     python -m pbrl.experiments.bench.sac_speed --steps 5000 --seeds 0 1
 
-Writes ``sac_speed.md`` and ``sac_speed.png`` under ``--out-dir``.
+Writes ``<name>.md`` and ``<name>.png`` under ``--out-dir`` (``--name``, default ``sac_speed``).
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def sac_kwargs(steps: int, seed: int, device: str, learning_starts: int) -> dict
 
 
 def run_one(impl: str, env_id: str, steps: int, seed: int, device: str, learning_starts: int, eval_episodes: int,
-            execution: str) -> Run:
+            execution: str, precision: str) -> Run:
     venv = DummyVecEnv([lambda: envs.make(env_id, seed=seed)])
-    extra = {"execution": execution} if impl == "fast" else {}
+    extra = {"execution": execution, "precision": precision} if impl == "fast" else {}
     model = IMPLEMENTATIONS[impl]("MlpPolicy", venv, **sac_kwargs(steps, seed, device, learning_starts), **extra)
     wall, cpu = time.perf_counter(), time.process_time()
     model.learn(steps)
@@ -100,7 +100,7 @@ def report(runs: list[Run], args: argparse.Namespace, out_dir: Path) -> str:
         *(["**SHORT RUN** (the acceptance run is ≥ 50k steps × 3 seeds): speed ratios are meaningful, "
            "returns at this length are not a learning comparison.", ""] if short else []),
         f"Command: `python -m pbrl.experiments.bench.sac_speed --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
-        f"--device {args.device} --execution {args.execution}`; FastSAC execution resolved to "
+        f"--device {args.device} --execution {args.execution} --precision {args.precision}`; FastSAC execution resolved to "
         f"`{args.resolved_execution}`; learning starts at {args.learning_starts} steps; "
         f"{args.eval_episodes} deterministic evaluation episodes per run.",
         "",
@@ -120,7 +120,7 @@ def report(runs: list[Run], args: argparse.Namespace, out_dir: Path) -> str:
         "",
         f"Intervals overlap: {'yes' if cis['sb3'][1] <= cis['fast'][2] and cis['fast'][1] <= cis['sb3'][2] else 'no'}.",
     ]
-    plot(by, sps, cis, args, out_dir / "sac_speed.png")
+    plot(by, sps, cis, args, out_dir / f"{args.name}.png")
     return "\n".join(lines) + "\n"
 
 
@@ -151,9 +151,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--execution", default="auto", help="FastSAC execution: auto, eager, compile, graph")
+    parser.add_argument("--precision", default="float32", help="FastSAC precision: float32 (SB3's maths) or bfloat16 (opt-in)")
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out-dir", default="experiments/bench/results")
+    parser.add_argument("--name", default="sac_speed", help="stem of the .md and .png written")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out_dir = Path(args.out_dir)
@@ -163,7 +165,7 @@ def main() -> None:
     for seed in args.seeds:
         for impl in IMPLEMENTATIONS:
             runs.append(run_one(impl, args.env, args.steps, seed, args.device, args.learning_starts, args.eval_episodes,
-                                args.execution))
+                                args.execution, args.precision))
             print(f"{impl} seed {seed}: {runs[-1].steps_per_s:.1f} steps/s, {runs[-1].cpu_s:.1f} CPU s, "
                   f"return {np.mean(runs[-1].returns):.1f}", flush=True)
     probe = FastSAC("MlpPolicy", DummyVecEnv([lambda: envs.make(args.env, seed=0)]), device=args.device,
@@ -171,7 +173,7 @@ def main() -> None:
     args.resolved_execution = probe.execution
     text = report(runs, args, out_dir)
     print(text)
-    (out_dir / "sac_speed.md").write_text(text)
+    (out_dir / f"{args.name}.md").write_text(text)
 
 
 if __name__ == "__main__":
