@@ -20,7 +20,10 @@ from pbrl.learners.cpl import BC_DATA, CPL, BehaviourCloning, CPLConfig
 from pbrl.learners.hindsight_prior import HindsightPrior, HindsightPriorConfig
 from pbrl.learners.ipl import IPL, IPLConfig
 from pbrl.learners.piql import PreferenceIQL
+from pbrl.learners.preference_transformer import PreferenceTransformer, PreferenceTransformerConfig
 from pbrl.learners.reed import REED, REEDConfig
+from pbrl.learners.rime import RIME, RIMEConfig
+from pbrl.learners.surf import SURF, SURFConfig
 from pbrl.registry import BuildContext, ConfigError, register_learner, register_teacher
 from pbrl.teachers.human import HumanTeacher, HumanTeacherConfig
 from pbrl.teachers.regret import RegretTeacher, RegretTeacherConfig
@@ -28,32 +31,39 @@ from pbrl.teachers.synthetic import SyntheticTeacher, SyntheticTeacherConfig
 
 
 # ---------------------------------------------------------------------------- learner sections
+class _EveryBaseValidates:
+    """A section made of several configs (first in the bases): each base's ``__post_init__`` runs."""
+
+    def __post_init__(self) -> None:
+        for base in type(self).__mro__[2:]:
+            if "__post_init__" in vars(base):
+                base.__post_init__(self)
+
+
 @dataclass(frozen=True)
-class AdvantageLearnerConfig(BTEnsembleConfig, AdvantageConfig):
+class AdvantageLearnerConfig(_EveryBaseValidates, BTEnsembleConfig, AdvantageConfig):
     """learner.type=advantage: the optimal advantage Â from the regret likelihood (Knox et al.),
     an ensemble with the Bradley–Terry ensemble's keys plus Â's."""
 
-    def __post_init__(self) -> None:
-        BTEnsembleConfig.__post_init__(self)
-        AdvantageConfig.__post_init__(self)
-
 
 @dataclass(frozen=True)
-class HindsightPriorLearnerConfig(BTEnsembleConfig, HindsightPriorConfig):
+class HindsightPriorLearnerConfig(_EveryBaseValidates, BTEnsembleConfig, HindsightPriorConfig):
     """learner.type=hprior: Hindsight PRIOR, the ensemble's keys plus the world model's."""
 
-    def __post_init__(self) -> None:
-        BTEnsembleConfig.__post_init__(self)
-        HindsightPriorConfig.__post_init__(self)
+
+@dataclass(frozen=True)
+class REEDLearnerConfig(_EveryBaseValidates, BTEnsembleConfig, REEDConfig):
+    """learner.type=reed: REED, the ensemble's keys plus the dynamics-aware encoder's."""
 
 
 @dataclass(frozen=True)
-class REEDLearnerConfig(BTEnsembleConfig, REEDConfig):
-    """learner.type=reed: REED, the ensemble's keys plus the dynamics-aware encoder's."""
+class SURFLearnerConfig(_EveryBaseValidates, BTEnsembleConfig, SURFConfig):
+    """learner.type=surf: SURF, the ensemble's keys plus pseudo-labeling and temporal cropping."""
 
-    def __post_init__(self) -> None:
-        BTEnsembleConfig.__post_init__(self)
-        REEDConfig.__post_init__(self)
+
+@dataclass(frozen=True)
+class RIMELearnerConfig(_EveryBaseValidates, BTEnsembleConfig, RIMEConfig):
+    """learner.type=rime: RIME, the ensemble's keys plus the trust filter's and the warm start's."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,12 @@ register_learner("hprior", HindsightPriorLearnerConfig,
                  "Hindsight PRIOR: return redistribution by a world model's attention")
 register_learner("reed", REEDLearnerConfig, lambda c, ctx: REED(ctx.obs_dim, ctx.act_dim, c, c, ctx.seed),
                  "REED: a dynamics-aware (self-predictive) state-action encoder")
+register_learner("surf", SURFLearnerConfig, lambda c, ctx: SURF(ctx.obs_dim, ctx.act_dim, c, c, ctx.seed),
+                 "SURF: pseudo-labels for confident unlabeled pairs and temporally cropped segments")
+register_learner("rime", RIMELearnerConfig, lambda c, ctx: RIME(ctx.obs_dim, ctx.act_dim, c, c, ctx.seed),
+                 "RIME: robust to noisy labels (trust filter, label flips, warm start from pre-training)")
+register_learner("pt", PreferenceTransformerConfig, lambda c, ctx: PreferenceTransformer(ctx.obs_dim, ctx.act_dim, c, ctx.seed),
+                 "Preference Transformer: a causal transformer with preference attention as the reward model")
 register_learner("cpl", CPLConfig, lambda c, ctx: CPL(ctx.obs_dim, ctx.act_dim, c, ctx.seed),
                  "Contrastive Preference Learning: the policy from preferences, no reward", reward_free=True)
 register_learner("ipl", IPLConfig, lambda c, ctx: IPL(ctx.obs_dim, ctx.act_dim, c, ctx.seed),
