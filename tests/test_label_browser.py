@@ -99,3 +99,43 @@ def test_labeling_page_in_headless_chromium(tmp_path):
         finally:
             browser.close()
             server.stop()
+
+
+def test_offline_dataset_pair_answered_through_the_page(tmp_path):
+    """A pair of a collected MetaWorld dataset (pbrl.labeling.offline), rendered from its simulator states,
+    answered with the keyboard; the label lands in the labels folder's store against the dataset's pair."""
+    from pbrl.experiments.collect import CollectConfig, collect
+    from pbrl.labeling.offline import OfflineLabelingConfig, open_labels
+
+    dataset = collect(CollectConfig(
+        env="metaworld:drawer-open-v3", expert="scripted", weights=(0.0, 1.0), episodes_per_policy=1,
+        max_episode_steps=20, segment_length=10, segments=6, pairs=3, out=str(tmp_path / "d.h5")), log=lambda _: None)
+    store, data, queries = open_labels(dataset, tmp_path / "labels", OfflineLabelingConfig(
+        pairs=2, annotators_per_pair=1, known_rate=0.0))
+    server = LabelServer(store, tmp_path / "labels" / "videos", "Which arm opens the drawer?", RenderSettings(64, 64),
+                         port=0)
+    url = server.start()
+    token = server.queue.add_annotator("alice")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        except sync_api.Error as error:
+            server.stop()
+            pytest.skip(f"chromium is installed but does not start here: {error}")
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(f"{url}/?token={token}")
+            page.wait_for_function(READY, arg=None, timeout=120_000)
+            difference, brightness = page.evaluate(FRAMES)
+            assert brightness > 20 and difference > 1, (difference, brightness)  # the arm, in two different clips
+            first = page.evaluate("() => current")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function("() => document.getElementById('session').textContent === '1'")
+            assert first["id"] in queries.tolist()
+            assert _labels(store)[0][:3] == (first["id"], "alice", _stored_label(store, first["id"],
+                                                                                   first["left"]["segment"], 1.0))
+            episode, start = store.execute(f"SELECT episode, start FROM segments WHERE id = {first['left']['segment']}")[0]
+            assert (episode, start) in set(zip(data.segment_episode.tolist(), data.segment_start.tolist()))
+        finally:
+            browser.close()
+            server.stop()

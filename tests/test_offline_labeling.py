@@ -32,7 +32,7 @@ def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "drawer.h5"
     sets = ["env=metaworld:drawer-open-v3", "expert=scripted", "weights=[0.0,0.5,1.0]", "noise=[0.3]",
             "episodes_per_policy=2", "max_episode_steps=40", "segment_length=10", "segments=60", "pairs=30",
-            "teacher.type=synthetic", f"out={path}"]
+            f"out={path}"]
     assert main(["collect", *[arg for s in sets for arg in ("--set", s)]]) == 0
     return path
 
