@@ -148,5 +148,5 @@ def add_doctor_command(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_doctor)
 
 
-if __name__ == "__main__":
-    sys.exit(doctor())
+if __name__ == "__main__":  # python -m pbrl.experiments.doctor [--no-backends]: without the rest of the CLI
+    sys.exit(doctor(backends="--no-backends" not in sys.argv[1:]))
