@@ -24,7 +24,7 @@ from torch import nn
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.bradley_terry import resolve_device
 from pbrl.nets import mlp
-from pbrl.segments import PreferenceDataset, Segments
+from pbrl.segments import PreferenceDataset
 
 LOG_STD_BOUNDS = (-5.0, 2.0)
 
