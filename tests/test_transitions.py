@@ -101,3 +101,17 @@ def test_loop_postpones_a_round_when_episodes_are_shorter_than_a_segment(make_lo
         result = loop.run_round(step=200, recent_returns=[])
     assert result.postponed and result.metrics == {"teacher/postponed_rounds": 1.0} and len(result.labels) == 0
     assert store.counts().asked == 0 and loop.next_round_step == 210 and loop.round_index == 0
+
+
+def test_episodes_are_the_whole_ones_left_in_the_ring():
+    log = filled_log(steps=40, episode_length=10)  # capacity 40: episodes 0..3, all whole
+    assert [len(e["obs"]) for e in log.episodes()] == [10] * 4
+    small = TransitionLog(capacity=25)
+    for t in range(43):  # rows keep steps 18..42: episode 1 lost its start, episode 4 is still running
+        small.add(np.full((1, 1), t), np.zeros((1, 1)), np.full((1, 1), t + 1), [t], [0], [(t + 1) % 10 == 0],
+                  terminals=[t == 29])
+    episodes = small.episodes()
+    assert [e["obs"][:, 0].tolist() for e in episodes] == [list(range(20, 30)), list(range(30, 40))]
+    assert episodes[0]["terminated"][-1] and not episodes[0]["truncated"][-1]
+    assert episodes[1]["truncated"][-1] and not episodes[1]["terminated"].any()
+    np.testing.assert_array_equal(episodes[1]["rewards"], np.arange(30, 40))
