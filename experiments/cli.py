@@ -10,6 +10,9 @@ Examples::
     pbrl train --config experiments/configs/cpl_metaworld_offline.yaml    # reward-free: cpl | ipl | piql | bc
     pbrl config --describe
     pbrl config --convert runs/old-run      # a run directory written before type-tagged configs
+    pbrl sweep --config experiments/configs/demo.yaml --seeds 0 1 --backend ray --out runs/sweep
+    pbrl reproduce --list
+    pbrl reproduce pebble-walker-walk --scale 0.02 --seeds 2 --grid-axes none
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pbrl.experiments.config import (
 )
 from pbrl.experiments.doctor import add_doctor_command
 from pbrl.experiments.label_cli import add_label_commands, start_labeling
+from pbrl.experiments.reproduce.run import add_reproduce_command
 
 _SHORTCUTS = {  # CLI flag -> dotted config key
     "env": "env",
@@ -126,7 +130,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from pbrl.experiments.sweep import run_sweep
 
     out = Path(args.out)
-    failed = run_sweep(args.config, args.seeds, args.grid, out, args.jobs, args.set)
+    failed = run_sweep(args.config, args.seeds, args.grid, out, args.jobs, args.set, args.backend, args.address, args.gpu_fraction)
     print(write_report(out))
     return 1 if failed else 0
 
@@ -177,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis (repeatable)")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
-    sweep.add_argument("--jobs", type=int, default=2, help="parallel runs (one per core)")
+    sweep.add_argument("--jobs", type=int, default=2, help="parallel runs (one per core; the CPUs of a local Ray)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local", help="local process pool (default) or Ray tasks")
+    sweep.add_argument("--address", help="Ray cluster address (default: start a local Ray with --jobs CPUs)")
+    sweep.add_argument("--gpu-fraction", dest="gpu_fraction", type=float, default=0.25, help="share of a GPU per CUDA run on Ray")
     sweep.add_argument("--out", required=True, help="sweep directory")
     sweep.set_defaults(func=_sweep)
     report = sub.add_parser("report", help="IQM + 95%% bootstrap CI and curves of the runs below a directory")
@@ -186,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     report.set_defaults(func=_report)
     add_label_commands(sub)
     add_doctor_command(sub)
+    add_reproduce_command(sub)
     sub.add_parser("envs", help="list supported environment ids").set_defaults(func=_envs)
     collect = sub.add_parser("collect", help="make an offline preference dataset (expert, mixed-quality rollouts, labels)")
     collect.add_argument("--config", help="YAML with CollectConfig keys (see experiments/collect.py)")

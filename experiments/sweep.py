@@ -1,7 +1,8 @@
-"""Run a grid of configurations × seeds, one process per core, then report.
+"""Run a grid of configurations × seeds, one process per core (or on a Ray cluster), then report.
 
     pbrl sweep --config experiments/configs/demo.yaml --seeds 0 1 2 3 4 \\
         --grid teacher.preset=oracle,mistake,skip --jobs 2 --out runs/sweep
+    pbrl sweep ... --backend ray [--address auto]     # Ray tasks, see experiments/backends.py
 
 Every run is an ordinary run directory (``OUT/<variant>-s<seed>``) that can be resumed
 alone; a finished run (its ``checkpoint`` at the final step) is skipped when the sweep is
@@ -12,13 +13,10 @@ started again, an unfinished one is resumed. B-Pref's robustness grid is
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pbrl.experiments.config import ConfigError, load_yaml
+from pbrl.experiments.backends import Job, finished, gpu_share, run_jobs
+from pbrl.experiments.config import ConfigError, load_yaml, parse_config
 
 
 def expand_grid(grid: list[str]) -> list[list[str]]:
@@ -36,41 +34,25 @@ def _variant_name(overrides: list[str]) -> str:
     return "-".join(o.split(".")[-1].replace("=", "_") for o in overrides) or "base"
 
 
-def _finished(run_dir: Path) -> bool:
-    """Whether the run's last checkpoint is at its final step."""
-    state = run_dir / "checkpoint" / "state.json"
-    if not state.exists():
-        return False
-    return json.loads(state.read_text())["num_timesteps"] >= load_yaml(run_dir / "config.yaml")["steps"]
-
-
-def run_sweep(config: str | None, seeds: list[int], grid: list[str], out: Path, jobs: int, extra: list[str]) -> list[Path]:
-    commands = []
+def sweep_jobs(config: str | None, seeds: list[int], grid: list[str], out: Path, extra: list[str],
+               gpu_fraction: float = 0.25) -> list[Job]:
+    """One job per grid cell × seed, in ``OUT/<variant>-s<seed>``; runs on CUDA ask ``gpu_fraction``
+    of a GPU on Ray. Every config is parsed here, so a bad one fails before anything starts."""
+    data = load_yaml(config) if config else {}
+    jobs = []
     for overrides in expand_grid(grid):
         for seed in seeds:
-            run_dir = out / f"{_variant_name(overrides)}-s{seed}"
-            if (run_dir / "config.yaml").exists():
-                if _finished(run_dir):
-                    continue
-                commands.append((run_dir, [sys.executable, "-m", "pbrl.experiments.cli", "resume", str(run_dir)]))
-                continue
-            cmd = [sys.executable, "-m", "pbrl.experiments.cli", "train", "--no-progress", "--seed", str(seed), "--run-dir", str(run_dir)]
-            cmd += ["--config", config] if config else []
+            args = ["--seed", str(seed), *(["--config", str(Path(config).resolve())] if config else [])]
             for o in overrides + extra:
-                cmd += ["--set", o]
-            commands.append((run_dir, cmd))
+                args += ["--set", o]
+            share = gpu_share(parse_config(data, [*overrides, *extra, f"seed={seed}"]), gpu_fraction)
+            jobs.append(Job(Path(out).resolve() / f"{_variant_name(overrides)}-s{seed}", tuple(args), share))
+    return jobs
 
-    def launch(item: tuple[Path, list[str]]) -> tuple[Path, int]:
-        run_dir, cmd = item
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with (run_dir.parent / f"{run_dir.name}.log").open("a") as log:
-            return run_dir, subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
 
-    print(f"pbrl sweep: {len(commands)} runs to do in {out} with {jobs} parallel jobs", flush=True)
-    failed = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for run_dir, code in pool.map(launch, commands):
-            print(f"  {run_dir.name}: {'done' if code == 0 else f'FAILED (exit {code}, see {run_dir}.log)'}", flush=True)
-            if code != 0:
-                failed.append(run_dir)
-    return failed
+def run_sweep(config: str | None, seeds: list[int], grid: list[str], out: Path, jobs: int, extra: list[str],
+              backend: str = "local", address: str | None = None, gpu_fraction: float = 0.25) -> list[Path]:
+    """Run the sweep (``backend`` local or ray, see :mod:`pbrl.experiments.backends`); the failed run directories."""
+    todo = [job for job in sweep_jobs(config, seeds, grid, out, extra, gpu_fraction) if not finished(job.run_dir)]
+    print(f"pbrl sweep: {len(todo)} runs to do in {out} on the {backend} backend ({jobs} parallel)", flush=True)
+    return run_jobs(todo, backend, jobs, address)

@@ -125,6 +125,12 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     "trainer_kwargs.eval_kwargs.num_ep": ("eval_episodes", "same"),
 }
 
+# Settings pbrl has no key for but whose value is what pbrl does: not deviations at that value.
+PBRL_VALUES: dict[str, Any] = {
+    "activation": "tanh", "label_margin": 0.0, "reward_schedule": 0, "explore": False, "contrastive_sfc": False,
+    "joint_learning": False, "action_repeat": 1,
+    "agent.params.critic_target_update_frequency": 1, "agent.params.actor_update_frequency": 1,
+}
 _FEED_TYPES = ("uniform", "disagreement", "entropy", "kcenter", "kcenter-disagreement", "kcenter-entropy")
 # The catalogue's learner names → pbrl's learner.type (the regret learner is pbrl's 'advantage').
 _LEARNER_TYPES = {"bt": "bt", "reed": "reed", "hprior": "hprior", "regret": "advantage"}
@@ -184,8 +190,8 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
         deviations["agent.params.critic_lr"] = f"actor_lr ≠ critic_lr ({sorted(lrs)}); pbrl uses actor_lr for both"
     if "agent.params.alpha_lr" in s and "agent.params.actor_lr" in s and float(s["agent.params.alpha_lr"]) == float(s["agent.params.actor_lr"]):
         deviations.pop("agent.params.alpha_lr", None)
-    for key, expected in (("agent.params.critic_target_update_frequency", 1), ("agent.params.actor_update_frequency", 1)):
-        if key in s and int(s[key]) == expected:
+    for key, value in PBRL_VALUES.items():
+        if key in s and s[key] == value:
             deviations.pop(key, None)
     return _used_sections(out, spec), deviations
 
