@@ -349,9 +349,6 @@ class TransitionView:
         pick = rng.integers(0, len(starts), size=count)
         return _segments(self._arrays(), self.capacity, starts[pick], envs[pick], length)[0]
 
-    def transitions(self, count: int | None = None) -> Segments:
-        """The last ``count`` transitions (default: all; all envs flattened) as 1-step segments, oldest first."""
-        if self.size == 0:
-            return _transitions(self._arrays(), np.empty(0, np.int64))
-        rows = self._rows_oldest_first()
-        return _transitions(self._arrays(), rows if count is None else rows[-max(1, count // self.n_envs) :])
+    def transitions(self) -> Segments:
+        """Every logged transition (all envs flattened) as 1-step segments with step ids, oldest first."""
+        return _transitions(self._arrays(), self._rows_oldest_first())
