@@ -60,10 +60,18 @@ class REEDLearnerConfig(_EveryBaseValidates, BTEnsembleConfig, REEDConfig):
 class SURFLearnerConfig(_EveryBaseValidates, BTEnsembleConfig, SURFConfig):
     """learner.type=surf: SURF, the ensemble's keys plus pseudo-labeling and temporal cropping."""
 
+    stop_accuracy: float = 1.0
+    """Stop a round's epochs early at this training accuracy (1.0: never — the reference trains a fixed number of iterations)."""
+
 
 @dataclass(frozen=True)
 class RIMELearnerConfig(_EveryBaseValidates, BTEnsembleConfig, RIMEConfig):
     """learner.type=rime: RIME, the ensemble's keys plus the trust filter's and the warm start's."""
+
+    max_epochs: int = 50
+    """Epochs per round at most (RIME's reward_update = 50)."""
+    stop_accuracy: float = 0.98
+    """Stop a round early at this training accuracy, after min_epochs (RIME's configs: 0.98)."""
 
 
 @dataclass(frozen=True)
