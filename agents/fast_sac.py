@@ -28,8 +28,9 @@ What makes it fast (none of it changes the numbers beyond float rounding):
   update is a pure function of (batch, noise) that ``torch.compile`` can fuse and CUDA
   graphs can replay;
 * **fused optimizers**: Adam with ``fused=True`` on CPU, ``capturable=True`` on CUDA
-  (set through ``policy_kwargs["optimizer_kwargs"]`` unless the caller set them, so
-  PEBBLE's critic reset, which rebuilds the critic optimizer from these kwargs, keeps them);
+  (FastSAC owns these two keys of ``policy_kwargs["optimizer_kwargs"]`` and sets them for
+  the model's device, also after ``load``; PEBBLE's critic reset, which rebuilds the
+  critic optimizer from the critic's kwargs, keeps them);
 * **execution** (:attr:`FastSAC.execution`): ``"eager"``, ``"compile"``
   (``torch.compile`` of the update) or ``"graph"`` (CUDA only: the whole update captured
   once in a CUDA graph with static input buffers and replayed; re-captured when an
@@ -131,21 +132,20 @@ class FastSAC(SAC):
         self.precision = precision
         if kwargs.get("use_sde", False):
             raise ValueError("FastSAC does not support use_sde=True (gSDE); use stable_baselines3.SAC")
-        device = torch.device(kwargs.get("device", "auto") if kwargs.get("device", "auto") != "auto"
-                              else ("cuda" if torch.cuda.is_available() else "cpu"))
-        policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
-        optimizer_kwargs = dict(policy_kwargs.get("optimizer_kwargs") or {})
-        if device.type == "cuda":
-            optimizer_kwargs.setdefault("capturable", True)
-        elif device.type == "cpu":
-            optimizer_kwargs.setdefault("fused", True)
-        policy_kwargs["optimizer_kwargs"] = optimizer_kwargs
         if device_replay and kwargs.get("replay_buffer_class") in (None, ReplayBuffer, PreferenceReplayBuffer):
             kwargs["replay_buffer_class"] = DeviceReplayBuffer
-        super().__init__(policy, env, *args, policy_kwargs=policy_kwargs, **kwargs)
+        super().__init__(policy, env, *args, **kwargs)
 
     # ----------------------------------------------------------------- set-up
+    def _adam_flags(self) -> dict[str, bool]:
+        """FastSAC picks Adam's implementation for the device: fused on CPU, capturable (CUDA graphs) on CUDA."""
+        cuda = self.device.type == "cuda"
+        return {"fused": not cuda, "capturable": cuda}
+
     def _setup_model(self) -> None:
+        # also after load (the saved policy_kwargs may come from another device)
+        self.policy_kwargs = {**self.policy_kwargs,
+                              "optimizer_kwargs": {**(self.policy_kwargs.get("optimizer_kwargs") or {}), **self._adam_flags()}}
         super()._setup_model()
         if not isinstance(self.actor.features_extractor, FlattenExtractor):
             raise ValueError("FastSAC supports MlpPolicy with Box observations only (FlattenExtractor)")
@@ -171,6 +171,9 @@ class FastSAC(SAC):
 
     def set_parameters(self, *args: Any, **kwargs: Any) -> None:
         super().set_parameters(*args, **kwargs)
+        for optimizer in (self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer):
+            for group in optimizer.param_groups if optimizer is not None else ():
+                group.update(self._adam_flags())  # a loaded state dict brings the saving device's flags
         self._drop_compiled()  # optimizer state tensors were replaced
 
     def _excluded_save_params(self) -> list[str]:
@@ -320,6 +323,7 @@ class _CapturedUpdate:
             for _ in range(3):
                 model._update(*self.inputs, True)
         torch.cuda.current_stream(device).wait_stream(stream)
+        torch.cuda.synchronize(device)
         for polyak in (True, False):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
