@@ -16,7 +16,7 @@ no discount, and the replay buffer's rewards are never read (so never relabeled)
 Before the first feedback round there is no Â: PEBBLE's unsupervised pre-training runs
 unchanged (SB3's SAC update, critic and all, on the state-entropy reward). The first
 round ends it; from then on only the actor and α learn. Without pre-training
-(``sac.unsupervised_pretraining=false``) the actor ascends the untrained Â from
+(``agent.unsupervised_pretraining=false``) the actor ascends the untrained Â from
 ``learning_starts`` on, as PEBBLE's agent would follow the untrained reward.
 """
 
@@ -105,7 +105,7 @@ class GreedyAdvantageHooks:
     """What the greedy agent does after a feedback round.
 
     Nothing is relabeled (the actor reads Â itself, never the buffer's rewards). The first
-    round ends PEBBLE's pre-training and gives the actor ``sac.reset_update`` steps on the
+    round ends PEBBLE's pre-training and gives the actor ``agent.reset_update`` steps on the
     first Â before it acts again (PEBBLE's reset update, with no critic to reset).
     """
 

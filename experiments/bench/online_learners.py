@@ -10,8 +10,8 @@ budget and schedule):
   ``learner.type=bt`` (PEBBLE), ``hprior`` (Hindsight PRIOR), ``reed`` (REED).
 * ``regret`` (needs ``--expert``) — the same runs labeled by the expert's optimal advantage
   (Knox et al.): ``bt`` (Â mistaken for a reward: PEBBLE's pipeline), ``regret`` with
-  ``regret.mode=greedy`` (an actor on Â, the second paper's recommendation) and
-  ``regret.mode=reward`` (Â as SAC's reward, with the fix).
+  ``learner.mode=greedy`` (an actor on Â, the second paper's recommendation) and
+  ``learner.mode=reward`` (Â as SAC's reward, with the fix).
 * ``reward-free`` — MetaWorld reach-v3, 20k env steps, 2,000 oracle labels in rounds of 200,
   uniform queries (``experiments/configs/{cpl,ipl}_metaworld_online.yaml``): online CPL and
   IPL (the policy collects, the teacher labels, the learner updates), and PEBBLE on the same

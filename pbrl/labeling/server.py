@@ -138,7 +138,7 @@ class LabelServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(
                     f"the labeling server could not listen on {self.host}:{self._server.config.port} "
-                    "(port in use? choose another with teacher.human.port, or 0 for any free port)"
+                    "(port in use? choose another with teacher.port, or 0 for any free port)"
                 )
             time.sleep(0.02)
         self.cache.warm()

@@ -13,23 +13,23 @@ PEBBLE's Bradley–Terry ensemble trained, epoch by epoch, only on the labels it
 
   with ρ and s² a running maximum and variance of the trusted pairs' ℓ (``RunningMeanStd``
   in 'fixed' mode: max and mean move by a step of 0.1 towards each epoch's, the variance
-  is the pooled variance), α = ``rime.threshold_alpha`` and the decaying weight
+  is the pooled variance), α = ``learner.threshold_alpha`` and the decaying weight
   ``β_t = max(β_min, β_init − (β_init − β_min) t / k)``, t counting epochs.
-* **Flips.** Pairs with ``ℓ > −ln τ`` (``rime.flip_tau``) are trained on with the opposite
+* **Flips.** Pairs with ``ℓ > −ln τ`` (``learner.flip_tau``) are trained on with the opposite
   label for this epoch. The epoch trains on the trusted pairs followed by the flipped ones
   (a pair in both is seen twice, flipped both times — as in the reference).
 * **Warm start.** Before its first labels, the ensemble regresses (MSE) on the
   pre-training reward, the particle-based state entropy ``H(s) = ‖s − s^{k-NN}‖`` (k = 5)
   normalised to [−1, 1], so the filter starts from a reward that already orders states
   sensibly. The reference interleaves 5 Adam steps per pre-training env step with the
-  pre-training; pbrl runs ``rime.warm_start_ratio`` × (logged transitions) steps on the
+  pre-training; pbrl runs ``learner.warm_start_ratio`` × (logged transitions) steps on the
   first :meth:`observe`, with the kNN distances and their normalisation computed over the
   whole log (the reference's running mean has a typo — ``mean + delta + n/N`` for
   ``mean + delta · n/N`` — so pbrl uses the plain statistics it intends).
-* The reward learning rate warms up linearly from 0 over ``rime.warmup_epochs`` epochs
+* The reward learning rate warms up linearly from 0 over ``learner.warmup_epochs`` epochs
   (transformers' ``get_constant_schedule_with_warmup``, set at the first update), and a
-  round stops early once the training accuracy exceeds ``reward.stop_accuracy`` (0.98 in
-  RIME's configs) after at least ``rime.min_epochs`` epochs.
+  round stops early once the training accuracy exceeds ``learner.stop_accuracy`` (0.98 in
+  RIME's configs) after at least ``learner.min_epochs`` epochs.
 
 Defaults are ``run_parallel.sh``'s RIME command on DMC (α = 0.5, β_init = 3, β_min = 1,
 least_reward_update = 15, reward_update = 50) and ``train_RIME.py`` (k = 60, τ = 0.001;
@@ -53,7 +53,7 @@ from pbrl.transitions import TransitionView
 
 @dataclass(frozen=True)
 class RIMEConfig:
-    """RIME's label filter, flips and warm start (learner=rime); ensemble knobs are in ``reward``."""
+    """RIME's label filter, flips and warm start (learner.type=rime); the ensemble's keys share its learner section."""
 
     threshold_alpha: float = 0.5
     """α in the lower bound ``−ln ρ + α ρ`` (``threshold_alpha``)."""
@@ -82,7 +82,7 @@ class RIMEConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.flip_tau < 1:
-            raise ValueError(f"rime.flip_tau must be in (0, 1), got {self.flip_tau}")
+            raise ValueError(f"learner.flip_tau must be in (0, 1), got {self.flip_tau}")
         if self.beta_min > self.beta_init or self.beta_decay_epochs < 1:
             raise ValueError("rime needs beta_min ≤ beta_init and beta_decay_epochs ≥ 1")
         if self.warm_start_ratio < 0 or self.warm_start_batch < 1 or self.warm_start_k < 1 or self.min_epochs < 0 or self.warmup_epochs < 0:

@@ -16,7 +16,7 @@ PEBBLE's Bradley–Terry ensemble with two additions, both in every minibatch of
   range, one L per pair), start ``U{0, …, S − L}`` drawn independently for each side.
 
 So the member's minibatch loss is ``L_BT(cropped) + λ_u L_u``. The unlabeled pool grows by
-``surf.pool_ratio`` pairs per new label at each update (the reference draws
+``learner.pool_ratio`` pairs per new label at each update (the reference draws
 ``mb_size · inv_label_ratio`` after every query round); each minibatch of b labeled pairs
 meets ``μ · b`` unlabeled ones, walked in a per-member random order like the labels.
 
@@ -47,7 +47,7 @@ from pbrl.transitions import TransitionView
 
 @dataclass(frozen=True)
 class SURFConfig:
-    """SURF's pseudo-labeling and cropping (learner=surf); ensemble knobs are in ``reward``."""
+    """SURF's pseudo-labeling and cropping (learner.type=surf); the ensemble's keys share its learner section."""
 
     threshold: float = 0.99
     """Confidence τ a member needs to pseudo-label an unlabeled pair (README ``threshold_u=0.99``)."""
@@ -66,9 +66,9 @@ class SURFConfig:
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.threshold <= 1.0:
-            raise ValueError(f"surf.threshold must be in [0.5, 1], got {self.threshold}")
+            raise ValueError(f"learner.threshold must be in [0.5, 1], got {self.threshold}")
         if self.unlabeled_ratio < 0 or self.pool_ratio < 0 or self.pool_capacity < 1:
-            raise ValueError("surf.unlabeled_ratio and surf.pool_ratio must be ≥ 0, surf.pool_capacity ≥ 1")
+            raise ValueError("learner.unlabeled_ratio and learner.pool_ratio must be ≥ 0, learner.pool_capacity ≥ 1")
         if self.window < 0 or not 0 <= self.crop_range <= 2 * self.window:
             raise ValueError(f"surf needs window ≥ 0 and 0 ≤ crop_range ≤ 2·window (crops fit the segment), got {self.window}, {self.crop_range}")
 
@@ -120,7 +120,7 @@ class SURF(BTEnsemble):
         return {}
 
     def add_unlabeled(self, left: Segments, right: Segments) -> None:
-        """Append unlabeled pairs to the pool (the newest ``surf.pool_capacity`` are kept)."""
+        """Append unlabeled pairs to the pool (the newest ``learner.pool_capacity`` are kept)."""
         left, right = (Segments(s.obs, s.actions, s.next_obs, None, s.terminals) for s in (left, right))  # log ids go stale
         if self.pool is not None:
             left, right = Segments.concatenate([self.pool[0], left]), Segments.concatenate([self.pool[1], right])

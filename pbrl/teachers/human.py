@@ -65,13 +65,13 @@ class HumanTeacherConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise ValueError(f"teacher.human.port must be in 0..65535, got {self.port}")
+            raise ValueError(f"teacher.port must be in 0..65535, got {self.port}")
         if self.annotators_per_pair < 1:
-            raise ValueError(f"teacher.human.annotators_per_pair must be ≥ 1, got {self.annotators_per_pair}")
+            raise ValueError(f"teacher.annotators_per_pair must be ≥ 1, got {self.annotators_per_pair}")
         if not self.round_timeout > 0 or not self.lease > 0:
-            raise ValueError("teacher.human.round_timeout and teacher.human.lease must be > 0 seconds")
+            raise ValueError("teacher.round_timeout and teacher.lease must be > 0 seconds")
         if not self.annotators:
-            raise ValueError("teacher.human.annotators needs at least one name")
+            raise ValueError("teacher.annotators needs at least one name")
         self.render_settings()  # validates size, fps and workers
 
     def render_settings(self) -> RenderSettings:
@@ -107,7 +107,7 @@ class HumanTeacher(QueuedTeacher):
         cache_dir = cfg.cache_dir
         if cache_dir is None:
             if not store.sqlite or store.path == ":memory:":
-                raise ValueError("teacher.human.cache_dir is needed when the store is not a SQLite file")
+                raise ValueError("teacher.cache_dir is needed when the store is not a SQLite file")
             cache_dir = str(Path(store.path).parent / "videos")
         if self.budget is not None:
             store.set_meta("label_budget", str(self.budget))
