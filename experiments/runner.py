@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -47,7 +48,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl import envs
 from pbrl.agents.callback import CheckpointCallback, EvaluationCallback, FeedbackCallback, LoggingCallback, ProgressCallback
-from pbrl.agents.evaluation import Evaluator, PolicyAgent
+from pbrl.agents.evaluation import Evaluator, PolicyAgent, Predictor
 from pbrl.agents.preference_env import PreferenceVecEnv
 from pbrl.datasets import OfflinePreferenceData
 from pbrl.experiments.checkpoint import atomic_checkpoint, checkpoint_state
@@ -115,7 +116,7 @@ class Runner:
         """The checkpoint to resume from (None: a fresh start)."""
         return self.run_dir / "checkpoint" if self.resumed is not None else None
 
-    def context(self, env: Any) -> BuildContext:
+    def context(self, env: gym.Env) -> BuildContext:
         """What factories need to know about the run and its env."""
         cfg = self.config
         return BuildContext(
@@ -132,7 +133,7 @@ class Runner:
             learner.load_state_dict(torch.load(self.checkpoint_dir / "learner.pt", weights_only=False))
         return learner
 
-    def record(self, step: int, scalars: dict[str, float], evaluate: Any = None) -> None:
+    def record(self, step: int, scalars: dict[str, float], evaluate: Predictor | None = None) -> None:
         """Log ``scalars`` at ``step`` (with an evaluation of ``evaluate``'s policy first, when given)."""
         if evaluate is not None and self.evaluator is not None:
             scalars = {**scalars, **self.evaluator.evaluate(evaluate)}
