@@ -102,14 +102,13 @@ class SACAgent:
 
     def __init__(self, config: SACConfig, ctx: BuildContext) -> None:
         self.config, self.seed = config, ctx.seed
-        self._greedy = False
 
     def wrap(self, env: VecEnv, checkpoint: Path | None) -> VecEnv:
         return env
 
     def _algorithm(self, learner: PreferenceLearner | None) -> type[SAC]:
-        self._greedy = isinstance(learner, AdvantageLearner) and learner.advantage_config.mode == "greedy"
-        return GreedyAdvantageSAC if self._greedy else SAC
+        greedy = isinstance(learner, AdvantageLearner) and learner.advantage_config.mode == "greedy"
+        return GreedyAdvantageSAC if greedy else SAC
 
     def _attach(self, model: SAC, learner: PreferenceLearner | None) -> SAC:
         if isinstance(model, GreedyAdvantageSAC):  # the learner is not part of the saved agent
@@ -131,4 +130,4 @@ class SACAgent:
         model.save_replay_buffer(checkpoint / "replay.pkl")
 
     def hooks(self, model: SAC) -> FeedbackHooks:
-        return GreedyAdvantageHooks(model, self.config) if self._greedy else SACFeedbackHooks(model, self.config)
+        return GreedyAdvantageHooks(model, self.config) if isinstance(model, GreedyAdvantageSAC) else SACFeedbackHooks(model, self.config)
