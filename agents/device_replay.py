@@ -30,6 +30,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import get_device
 
 from pbrl.agents.replay import PreferenceReplayBuffer
 from pbrl.learners.base import RewardLearner
@@ -56,15 +57,28 @@ class DeviceReplayBuffer(PreferenceReplayBuffer):
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         o, a = self.obs_shape[0], self.action_dim
-        self._layout = {"observations": (0, o), "next_observations": (o, 2 * o), "actions": (2 * o, 2 * o + a),
-                        "rewards": (2 * o + a,), "dones": (2 * o + a + 1,), "timeouts": (2 * o + a + 2,)}
+        self._layout: dict[str, slice | int] = {
+            "observations": slice(0, o), "next_observations": slice(o, 2 * o), "actions": slice(2 * o, 2 * o + a),
+            "rewards": 2 * o + a, "dones": 2 * o + a + 1, "timeouts": 2 * o + a + 2,
+        }
         self.storage = torch.zeros(self.buffer_size, self.n_envs, 2 * o + a + 3, device=self.device)
         self._make_views()
 
     def _make_views(self) -> None:
-        for name, span in self._layout.items():
-            view = self.storage[..., span[0]] if len(span) == 1 else self.storage[..., span[0] : span[1]]
-            setattr(self, name, view)
+        for name, columns in self._layout.items():
+            setattr(self, name, self.storage[..., columns])
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @device.setter
+    def device(self, value: torch.device | str) -> None:
+        """Moving the buffer moves its storage (SB3's ``load_replay_buffer`` sets the model's device)."""
+        self._device = get_device(value)
+        if "storage" in self.__dict__ and self.storage.device != self._device:
+            self.storage = self.storage.to(self._device)
+            self._make_views()
 
     # ------------------------------------------------------------------ SB3 API
     def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
@@ -96,7 +110,7 @@ class DeviceReplayBuffer(PreferenceReplayBuffer):
         batch_inds = torch.as_tensor(batch_inds, device=self.device)
         env_inds = torch.randint(0, self.n_envs, (len(batch_inds),), device=self.device)
         batch = self.storage[batch_inds, env_inds]
-        take = lambda name: batch[:, slice(*self._layout[name]) if len(self._layout[name]) == 2 else self._layout[name][0]]  # noqa: E731
+        take = lambda name: batch[:, self._layout[name]]  # noqa: E731
         dones = take("dones") * (1 - take("timeouts"))
         samples = ReplayBufferSamples(take("observations"), take("actions"), take("next_observations"),
                                       dones.reshape(-1, 1), take("rewards").reshape(-1, 1))

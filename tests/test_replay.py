@@ -118,7 +118,9 @@ def test_device_buffer_pickles_its_filled_rows():
     assert restored.filled() == 120 and restored.storage.shape == buffer.storage.shape
     torch.testing.assert_close(restored.storage, buffer.storage)
     restored.rewards[0] = 3.0  # the views point into the restored storage
-    assert restored.storage[0, 0, restored._layout["rewards"][0]] == 3.0
+    assert restored.storage[0, 0, restored._layout["rewards"]] == 3.0
+    restored.device = "cpu"  # what SB3's load_replay_buffer does: storage follows the device
+    assert restored.storage.device.type == "cpu" and restored.rewards[0, 0] == 3.0
     assert len(pickle.dumps(buffer)) < buffer.storage.numel() * 4 / 2  # only the filled rows travel
 
 
