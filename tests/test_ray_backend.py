@@ -1,4 +1,5 @@
-"""``pbrl sweep --backend ray``: a local Ray with 2 CPUs runs a 2-trial tiny sweep; one trial's
+"""The backends of sweeps: what a job does when it starts, GPU shares, and ``pbrl sweep
+--backend ray`` end to end — a local Ray with 2 CPUs runs a 2-trial tiny sweep; one trial's
 Ray worker is SIGKILLed mid-run (after its first checkpoint). The training process dies with
 it, Ray retries the task, the retry resumes the run from its own checkpoint, and the report
 holds both runs with every label of their budgets."""
@@ -16,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pbrl.experiments.backends import read_attempts
+from pbrl.experiments.backends import Job, command, gpu_share, read_attempts
 from pbrl.experiments.checkpoint import checkpoint_state
+from pbrl.experiments.config import parse_config
+from pbrl.experiments.sweep import sweep_jobs
 from pbrl.store import PreferenceStore
-
-pytest.importorskip("ray")
 
 SWEEP = [  # 2,000 SAC steps on 100-step HalfCheetah episodes, a feedback round (and checkpoint) every 300 steps
     "env=gym:HalfCheetah-v5", "max_episode_steps=100", "steps=2000", "eval_interval=1000", "eval_episodes=1",
@@ -46,7 +47,29 @@ def _wait(condition, timeout: float, sweep: subprocess.Popen, what: str) -> None
         time.sleep(0.2)
 
 
+def test_a_job_trains_resumes_or_skips_by_its_directory(tmp_path):
+    job = Job(tmp_path / "run", ("--seed", "3"))
+    assert command(job) == ["train", "--no-progress", "--seed", "3", "--run-dir", str(tmp_path / "run")]
+    job.run_dir.mkdir()
+    (job.run_dir / "config.yaml").write_text("steps: 100\n")
+    assert command(job) == ["resume", str(job.run_dir)]  # begun, no checkpoint yet
+    (job.run_dir / "checkpoint").mkdir()
+    (job.run_dir / "checkpoint" / "state.json").write_text(json.dumps({"num_timesteps": 50}))
+    assert command(job) == ["resume", str(job.run_dir)]
+    (job.run_dir / "checkpoint" / "state.json").write_text(json.dumps({"num_timesteps": 100}))
+    assert command(job) is None  # finished
+
+
+def test_runs_on_cuda_ask_a_share_of_a_gpu(tmp_path):
+    assert gpu_share(parse_config({}, ["agent.device=cuda"]), 0.25) == 0.25
+    assert gpu_share(parse_config({}, ["learner.device=cuda:1"]), 0.5) == 0.5
+    assert gpu_share(parse_config({}, []), 0.25) == 0.0
+    jobs = sweep_jobs(None, [0], ["agent.device=cpu,cuda"], tmp_path, [])
+    assert [(j.run_dir.name, j.gpus) for j in jobs] == [("device_cpu-s0", 0.0), ("device_cuda-s0", 0.25)]
+
+
 def test_a_killed_ray_trial_resumes_from_its_checkpoint(tmp_path):
+    pytest.importorskip("ray")
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "pbrl.experiments.cli", "sweep", "--backend", "ray", "--jobs", "2",
                "--seeds", "0", "1", "--out", str(out)] + [a for item in SWEEP for a in ("--set", item)]
