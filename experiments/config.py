@@ -24,6 +24,7 @@ import ast
 import dataclasses
 import inspect
 import math
+import textwrap
 import warnings
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
@@ -457,8 +458,8 @@ def _docstrings(cls: type) -> dict[str, str]:
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         try:
-            body = ast.parse(inspect.getsource(klass)).body[0].body  # type: ignore[attr-defined]
-        except (OSError, TypeError, IndexError, AttributeError):
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body  # type: ignore[attr-defined]
+        except (OSError, TypeError, IndexError, AttributeError, SyntaxError):
             continue
         for node, nxt in zip(body, body[1:]):
             if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):

@@ -160,3 +160,28 @@ def test_registered_factories_build_from_their_sections():
         config = parse_config({}, [f"learner.type={name}"])
         learner = LEARNERS.get(name).factory(config.learner, ctx)
         assert learner is not None
+
+
+def test_a_plugged_in_learner_is_one_registration(monkeypatch):
+    from dataclasses import dataclass
+
+    from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
+    from pbrl.registry import register_learner
+
+    monkeypatch.setattr(LEARNERS, "_entries", dict(LEARNERS._entries))  # leave the registry as it was
+
+    @dataclass(frozen=True)
+    class ToyConfig(BTEnsembleConfig):
+        """learner.type=toy."""
+
+        temperature: float = 2.0
+        """A key only this type has."""
+
+    register_learner("toy", ToyConfig, lambda c, ctx: BTEnsemble(ctx.obs_dim, ctx.act_dim, c, ctx.seed), "a toy")
+    config = parse_config({}, ["learner.type=toy", "learner.temperature=3", "method=pref-ppo"])
+    assert config.learner_type == "toy" and config.learner.temperature == 3.0 and config.agent_type == "ppo"
+    assert "learner.temperature = 2.0    A key only this type has." in "\n".join(describe())
+    with pytest.raises(ValueError, match="already registered"):
+        register_learner("toy", ToyConfig, lambda c, ctx: None)
+    with pytest.raises(ValueError, match="ToyConfig is already registered as 'toy'"):
+        register_learner("toy2", ToyConfig, lambda c, ctx: None)
