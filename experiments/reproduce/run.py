@@ -39,6 +39,8 @@ from pbrl.experiments.reproduce.translate import nested, translate
 from pbrl.registry import ConfigError
 
 REWARD_FREE = ("cpl", "ipl", "piql", "bc")
+# The sections a run of each method has not (so a --set of theirs skips it).
+_ABSENT = {"sac": ("learner", "teacher", "feedback", "query"), **{m: ("agent", "teacher", "feedback", "query") for m in REWARD_FREE}}
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,8 @@ def plan_runs(entry: Entry, scale: float, seeds: int | None, cells: list[dict[st
             overrides["reward_free.dataset"] = str(Path(datasets[spec.env]).resolve())
         for item in sets:
             key, _, value = item.partition("=")
-            if spec.method == "sac" and key.split(".")[0] in ("learner", "teacher", "feedback", "query"):
-                continue  # the baseline has no such section
+            if key.split(".")[0] in _ABSENT.get(spec.method, ()):
+                continue  # a section this run has not (the baseline's learner, a reward-free learner's agent)
             published = overrides.get(key, "pbrl's default")
             overrides[key] = yaml.safe_load(value)
             deviations[f"--set {key}"] = f"{value} (published: {published})"
@@ -194,7 +196,10 @@ def reproduce(args: argparse.Namespace) -> int:
         raise ConfigError(f"no catalogue entry {args.name!r}; `pbrl reproduce --list` shows them: {', '.join(catalogue)}")
     entry = catalogue[args.name]
     datasets = dict(item.split("=", 1) for item in args.dataset)
-    runs = plan_runs(entry, args.scale, args.seeds, select_cells(entry, args.only, args.grid_axes), args.set, datasets)
+    cells = select_cells(entry, args.only, args.grid_axes)
+    if not cells:
+        raise ConfigError(f"--only {args.only} with --grid-axes {args.grid_axes} leaves no cell of {entry.name}'s grid")
+    runs = plan_runs(entry, args.scale, args.seeds, cells, args.set, datasets)
     out = Path(args.out or f"runs/reproduce/{entry.name}-scale{args.scale:g}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     command = command_line(args)
