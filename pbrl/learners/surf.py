@@ -121,7 +121,8 @@ class SURF(BTEnsemble):
 
     def add_unlabeled(self, left: Segments, right: Segments) -> None:
         """Append unlabeled pairs to the pool (the newest ``learner.pool_capacity`` are kept)."""
-        left, right = (Segments(s.obs, s.actions, s.next_obs, None, s.terminals) for s in (left, right))  # log ids go stale
+        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731  (what the network reads; half a float64 log's memory)
+        left, right = (Segments(f32(s.obs), f32(s.actions), f32(s.next_obs), None, s.terminals) for s in (left, right))  # log ids go stale
         if self.pool is not None:
             left, right = Segments.concatenate([self.pool[0], left]), Segments.concatenate([self.pool[1], right])
         keep = slice(max(0, len(left) - self.surf.pool_capacity), None)
