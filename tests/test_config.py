@@ -31,6 +31,13 @@ def test_yaml_round_trip_preserves_every_field(tmp_path):
     assert again.learner.hidden_sizes == (32, 32) and again.teacher.resolved().beta == 1.0
 
 
+@pytest.mark.parametrize("overrides", [["method=sac"], ["method=cpl", "reward_free.dataset=x.h5"], ["method=piql"],
+                                       ["method=pref-ppo", "learner.type=reed"], ["teacher.type=human", "teacher.annotators=[a,b]"]])
+def test_every_kind_of_run_round_trips(overrides):
+    config = parse_config({}, overrides)
+    assert parse_config(yaml.safe_load(yaml.safe_dump(to_dict(config)))) == config
+
+
 def test_overrides_are_typed():
     config = parse_config({}, ["feedback.budget=1000", "agent.device=cuda", "teacher.beta=inf", "progress=false"])
     assert config.feedback.budget == 1000 and config.agent.device == "cuda"
