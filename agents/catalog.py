@@ -8,7 +8,7 @@ A new agent type is one module with an :class:`~pbrl.agents.base.SB3Agent` adapt
 from __future__ import annotations
 
 from pbrl.agents.config import PPOConfig, SACConfig
-from pbrl.agents.fast_sac import make_fast_sac
+from pbrl.agents.fast_sac import FastSAC, make_fast_sac
 from pbrl.agents.ppo import PPOAgent
 from pbrl.agents.sac import SACAgent, make_sac
 from pbrl.registry import register_agent, register_sac_impl
@@ -18,4 +18,5 @@ register_agent("ppo", PPOConfig, PPOAgent, "stable-baselines3 PPO on the learned
 
 register_sac_impl("sb3", lambda env, config, seed, algorithm: make_sac(env, config, seed, algorithm=algorithm),
                   "stable-baselines3's SAC")
-register_sac_impl("fast", make_fast_sac, "FastSAC: SB3's SAC with one fused update (batched twin critic, CUDA graph on GPU), replay on the agent's device")
+register_sac_impl("fast", make_fast_sac, "FastSAC: SB3's SAC with one fused update (batched twin critic, CUDA graph on GPU), replay on the agent's device",
+                  model_class=FastSAC)

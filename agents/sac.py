@@ -121,7 +121,10 @@ class SACAgent:
         return self._attach(model, learner)
 
     def load(self, checkpoint: Path, env: VecEnv, learner: PreferenceLearner | None) -> SAC:
-        model = self._algorithm(learner).load(checkpoint / "agent.zip", env=env, device=self.config.device)
+        algorithm = self._algorithm(learner)
+        if algorithm is SAC:  # the implementation that built it (agent.impl) restores it
+            algorithm = SAC_IMPLS.get(self.config.impl).traits["model_class"] or SAC
+        model = algorithm.load(checkpoint / "agent.zip", env=env, device=self.config.device)
         model.load_replay_buffer(checkpoint / "replay.pkl")
         return self._attach(model, learner)
 

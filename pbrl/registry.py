@@ -125,9 +125,10 @@ def register_agent(name: str, config: type, factory: Callable[..., Any], summary
     AGENTS.register(name, config, factory, summary, on_policy=on_policy)
 
 
-def register_sac_impl(name: str, factory: Callable[..., Any], summary: str = "") -> None:
-    """Register a SAC implementation under ``agent.impl=name`` (e.g. a GPU-resident fast SAC)."""
-    SAC_IMPLS.register(name, type(None), factory, summary)
+def register_sac_impl(name: str, factory: Callable[..., Any], summary: str = "", model_class: type | None = None) -> None:
+    """Register a SAC implementation under ``agent.impl=name`` (e.g. a GPU-resident fast SAC);
+    ``model_class`` is the class whose ``load`` restores a run it built (None: SB3's SAC)."""
+    SAC_IMPLS.register(name, type(None), factory, summary, model_class=model_class)
 
 
 _loaded = False
