@@ -45,11 +45,11 @@ def _call(url: str, token: str, body: dict | None = None) -> dict:
 
 
 def _answer(url: str, token: str, choose) -> int:  # noqa: ANN001
-    """One annotator answers their next pair over HTTP with ``choose(shown_left, shown_right)``; 0 when none is left."""
+    """One annotator answers their next pair over HTTP with ``choose(pair, shown_left, shown_right)``; 0 when none is left."""
     pair = _call(f"{url}/api/next", token)["pair"]
     if pair is None:
         return 0
-    choice = choose(pair["left"]["segment"], pair["right"]["segment"])
+    choice = choose(pair["id"], pair["left"]["segment"], pair["right"]["segment"])
     _call(f"{url}/api/label", token, {"pair": pair["id"], "choice": choice, "request_id": uuid.uuid4().hex})
     return 1
 
@@ -77,9 +77,11 @@ def test_three_annotators_over_http_quality_control_aggregation_and_cpl(dataset,
     tokens = {name: server.queue.add_annotator(name) for name in ("good", "random", "adversarial")}
     truth_return = lambda segment: float(store.segment_batch([segment]).truth.returns[0])  # noqa: E731
     better = lambda left, right: "left" if truth_return(left) > truth_return(right) else "right"  # noqa: E731
-    rng = np.random.default_rng(0)
-    choose = {"good": better, "random": lambda left, right: ("left", "right")[rng.integers(2)],
-              "adversarial": lambda left, right: {"left": "right", "right": "left"}[better(left, right)]}
+    flip = lambda choice: {"left": "right", "right": "left"}[choice]  # noqa: E731
+    coin = np.random.default_rng(0).integers(2, size=max(query_ids) + 1)  # random: a fair coin per pair, seeded
+    choose = {"good": lambda pair, left, right: better(left, right),
+              "random": lambda pair, left, right: better(left, right) if coin[pair] else flip(better(left, right)),
+              "adversarial": lambda pair, left, right: flip(better(left, right))}
     try:
         for _ in range(20):  # the three take turns for a while …
             for name, token in tokens.items():
