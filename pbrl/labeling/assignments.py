@@ -30,7 +30,9 @@ from typing import NamedTuple
 import numpy as np
 from sqlalchemy import Connection, case, func, insert, or_, select, update
 
-from pbrl.database import annotators_table, assignments_table, labels_table, queries_table, queue_table, token_digest
+from pbrl.database import (
+    annotators_table, assignments_table, labels_table, meta_table, queries_table, queue_table, token_digest,
+)
 from pbrl.store import PreferenceStore
 
 CHOICES: dict[str, float | None] = {"left": 1.0, "right": 0.0, "equal": 0.5, "skip": None}
@@ -292,27 +294,30 @@ class LabelQueue:
                          for i in query_ids])
 
     def progress(self, annotator: str) -> dict[str, object]:
-        """Counters for the page: the annotator's answers, the newest round's quota, the whole budget."""
-        a, q, queries = assignments_table.c, queue_table.c, queries_table.c
-        yours = self.store.read(
-            select(func.count()).select_from(assignments_table).where(a.annotator == annotator, a.label_id.is_not(None))
-        )[0][0]
-        newest = self.store.read(select(func.max(queries.round)).join_from(queue_table, queries_table,
-                                                                             queries.id == q.query_id))[0][0]
+        """Counters for the page — the annotator's answers, the newest round's quota, the whole budget — in one
+        read (every answer and every page load asks for them)."""
+        a, q, queries, labels, meta = (t.c for t in (assignments_table, queue_table, queries_table, labels_table,
+                                                      meta_table))
+        newest = (select(func.max(queries.round)).join_from(queue_table, queries_table, queries.id == q.query_id)
+                  .scalar_subquery())
         answered = (
             select(func.count()).select_from(assignments_table)
             .where(a.query_id == q.query_id, a.label_id.is_not(None)).scalar_subquery()
         )
-        quota, done = self.store.read(
-            select(func.coalesce(func.sum(q.needed), 0),
-                   func.coalesce(func.sum(case((answered > q.needed, q.needed), else_=answered)), 0))
-            .join_from(queue_table, queries_table, queries.id == q.query_id).where(queries.round == newest)
-        )[0]
-        counts = self.store.counts()
-        budget = self.store.get_meta("label_budget")
+        newest_round = (
+            select(q.needed, case((answered > q.needed, q.needed), else_=answered).label("done"))
+            .join_from(queue_table, queries_table, queries.id == q.query_id).where(queries.round == newest).subquery()
+        )
+        count = lambda table, *where: select(func.count()).select_from(table).where(*where).scalar_subquery()  # noqa: E731
+        row = self.store.read(select(
+            count(assignments_table, a.annotator == annotator, a.label_id.is_not(None)), newest,
+            func.coalesce(func.sum(newest_round.c.needed), 0), func.coalesce(func.sum(newest_round.c.done), 0),
+            select(func.count(func.distinct(labels.query_id))).scalar_subquery(), count(queries_table),
+            select(meta.value).where(meta.key == "label_budget").scalar_subquery(),
+        ).select_from(newest_round))[0]
+        yours, round_index, quota, done, answered_queries, asked, budget = row
         return {
             "yours": int(yours),
-            "round": {"index": newest, "done": int(done), "quota": int(quota)},
-            "budget": {"answered": counts.labeled + counts.skipped, "asked": counts.asked,
-                       "total": int(budget) if budget else None},
+            "round": {"index": round_index, "done": int(done), "quota": int(quota)},
+            "budget": {"answered": int(answered_queries), "asked": int(asked), "total": int(budget) if budget else None},
         }
