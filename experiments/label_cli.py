@@ -223,11 +223,13 @@ def add_dataset_options(server: argparse.ArgumentParser, labels: argparse.Argume
                         "instead of a run's; needs --out")
     server.add_argument("--out", metavar="DIR", help="--dataset: the labels folder (its store, videos); rerun with "
                         "the same folder to resume")
-    server.add_argument("--annotators-per-pair", type=int, default=3, metavar="K", help="--dataset: answers per pair")
-    server.add_argument("--known-rate", type=float, default=0.1, help="--dataset: fraction of known-answer pairs")
-    server.add_argument("--known-margin", type=float, default=1.0, help="--dataset: a known-answer pair's true "
-                        "returns differ by at least this many standard deviations of segment returns")
-    server.add_argument("--seed", type=int, default=0, help="--dataset: seed of the pairs drawn")
+    server.add_argument("--annotators-per-pair", type=int, metavar="K", help="--dataset: answers per pair (3)")
+    server.add_argument("--known-rate", type=float, help="--dataset: fraction of known-answer pairs (0.1)")
+    server.add_argument("--known-margin", type=float, help="--dataset: a known-answer pair's true returns differ by "
+                        "at least this many standard deviations of segment returns (1.0)")
+    server.add_argument("--strategy", help="--dataset: query strategy choosing the pairs (uniform); anything else "
+                        "ranks them with a Bradley–Terry ensemble fitted on the dataset's own labels")
+    server.add_argument("--seed", type=int, help="--dataset: seed of the pairs drawn (0)")
     server.add_argument("--size", type=int, default=256, help="--dataset: video width and height (even)")
     labels.add_argument("--write", metavar="OUT.h5", help="labels folder of a dataset: write the answers as an "
                         "offline preference dataset (pbrl train --set reward_free.dataset=OUT.h5)")
@@ -241,8 +243,8 @@ def add_dataset_options(server: argparse.ArgumentParser, labels: argparse.Argume
 
 def dataset_label_server(args: argparse.Namespace, expires_at: float | None) -> int:
     """Serve the pairs of ``--dataset`` from the labels folder ``--out`` (set up, or resumed), printing the links."""
-    from pbrl.datasets.offline import DatasetError
-    from pbrl.labeling.offline import OfflineLabelingConfig, open_labels
+    from pbrl.datasets.offline import DatasetError, OfflinePreferenceData
+    from pbrl.labeling.offline import OfflineLabelingConfig, fit_reward_model, open_labels, recorded
 
     if not args.out or args.run_dir or args.demo:
         raise ConfigError("--dataset DATA.h5 needs --out LABELS_DIR (and no RUN_DIR or --demo)")
@@ -251,10 +253,18 @@ def dataset_label_server(args: argparse.Namespace, expires_at: float | None) -> 
         from pbrl.labeling.server import LabelServer, default_task
     except ImportError:
         raise ConfigError("the labeling server needs its web stack: pip install -e '.[label]'") from None
+    given = {"pairs": args.pairs, "annotators_per_pair": args.annotators_per_pair, "known_rate": args.known_rate,
+             "known_margin": args.known_margin, "strategy": args.strategy, "seed": args.seed}
     try:
-        config = OfflineLabelingConfig(pairs=args.pairs or 200, annotators_per_pair=args.annotators_per_pair,
-                                       known_rate=args.known_rate, known_margin=args.known_margin, seed=args.seed)
-        store, data, _ = open_labels(args.dataset, args.out, config)
+        store_path = Path(args.out) / "preferences.sqlite"
+        state = recorded(PreferenceStore(store_path)) if store_path.exists() else None
+        planned = state is not None  # resuming: the recorded settings, unless given again; no model to fit
+        config = OfflineLabelingConfig(**{**(state["settings"] if planned else {}),
+                                          **{key: value for key, value in given.items() if value is not None}})
+        learner = None
+        if config.strategy != "uniform" and not planned:
+            learner = fit_reward_model(OfflinePreferenceData.load(args.dataset), args.seed)
+        store, data, _ = open_labels(args.dataset, args.out, config, learner)
         render = RenderSettings(args.size, args.size)
     except (ValueError, DatasetError) as error:
         raise ConfigError(str(error)) from None

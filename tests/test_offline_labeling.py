@@ -17,7 +17,9 @@ pytest.importorskip("fastapi")
 from pbrl.datasets.human_labels import write_human_dataset  # noqa: E402
 from pbrl.datasets.offline import OfflinePreferenceData  # noqa: E402
 from pbrl.experiments.cli import main  # noqa: E402
-from pbrl.labeling.offline import KNOWN_ANSWER, OfflineLabelingConfig, open_labels, plan_pairs  # noqa: E402
+from pbrl.labeling.offline import (  # noqa: E402
+    KNOWN_ANSWER, OfflineLabelingConfig, fit_reward_model, open_labels, plan_pairs,
+)
 from pbrl.labeling.quality import known_answers, quality  # noqa: E402
 from pbrl.labeling.render import RenderSettings  # noqa: E402
 from pbrl.labeling.server import LabelServer, default_task  # noqa: E402
@@ -67,6 +69,21 @@ def test_plan_mixes_clear_known_answer_pairs_among_distinct_pairs(dataset):
         plan_pairs(data, OfflineLabelingConfig(pairs=50, known_rate=0.9, known_margin=50.0))
     with pytest.raises(ValueError, match="strategy.*reward model"):
         plan_pairs(data, OfflineLabelingConfig(pairs=10, strategy="disagreement"))
+
+
+def test_a_query_strategy_with_a_reward_model_asks_where_it_is_unsure(dataset):
+    from pbrl.learners.bradley_terry import BTEnsembleConfig
+
+    data = OfflinePreferenceData.load(dataset)
+    model = fit_reward_model(data, config=BTEnsembleConfig(hidden_sizes=(16,), max_epochs=20))
+    spread = lambda plan: model.pair_probabilities(  # noqa: E731
+        *(data.segment_batch(ids[~plan.known], sim_states=False).segments for ids in (plan.left, plan.right))).std(0)
+    uniform = plan_pairs(data, OfflineLabelingConfig(pairs=20, known_rate=0.2))
+    chosen = plan_pairs(data, OfflineLabelingConfig(pairs=20, known_rate=0.2, strategy="disagreement"), model)
+    assert chosen.known.sum() == 4 and spread(chosen).mean() > spread(uniform).mean()
+    assert spread(chosen).min() >= np.median(spread(uniform))  # top 16 of a pool of 160 random pairs
+    with pytest.raises(ValueError, match="strategy .--strategy. 'nosuch' is unknown"):
+        OfflineLabelingConfig(strategy="nosuch")
 
 
 def test_three_annotators_over_http_quality_control_aggregation_and_cpl(dataset, tmp_path, capsys, monkeypatch):

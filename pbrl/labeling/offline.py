@@ -11,8 +11,9 @@ and queries, and queued for ``annotators_per_pair`` people each.
 pairs (:mod:`pbrl.labeling.quality`: random pairs whose true-return order is clear), the
 rest drawn from a pool of ``pool_multiplier × n`` random pairs of distinct segments by a
 query strategy (``uniform``, or any registered strategy given a reward model, e.g.
-``disagreement`` with a fitted Bradley–Terry ensemble). The two kinds are shuffled
-together, so the queue order says nothing either.
+``disagreement`` with a Bradley–Terry ensemble — :func:`fit_reward_model` fits one on the
+dataset's own labels). The two kinds are shuffled together, so the queue order says
+nothing either.
 
 **Resume.** The plan (dataset segment ids of every pair and which are known-answer pairs),
 the dataset's SHA-256 and the settings are written to the store first, in one transaction;
@@ -39,7 +40,8 @@ from pbrl.datasets.offline import OfflinePreferenceData
 from pbrl.labeling.assignments import LabelQueue
 from pbrl.labeling.quality import KNOWN_ANSWER, clear_pairs
 from pbrl.learners.base import PreferenceLearner
-from pbrl.query import QueryConfig, QueryContext, make_strategy, select_queries
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
+from pbrl.query import QueryConfig, QueryContext, available, make_strategy, select_queries
 from pbrl.segments import CandidatePairs
 from pbrl.store import PreferenceStore
 
@@ -79,6 +81,8 @@ class OfflineLabelingConfig:
         for name, flag, ok, domain in checks:
             if not ok:
                 raise ValueError(f"{name} ({flag}) must be {domain}, got {getattr(self, name)!r}")
+        if self.strategy not in available():
+            raise ValueError(f"strategy (--strategy) {self.strategy!r} is unknown; choose one of {', '.join(available())}")
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,19 @@ def plan_pairs(data: OfflinePreferenceData, config: OfflineLabelingConfig,
     order = rng.permutation(config.pairs)
     both = np.concatenate([pool, known])[order]
     return Plan(both[:, 0], both[:, 1], (np.arange(config.pairs) >= n_chosen)[order])
+
+
+def fit_reward_model(data: OfflinePreferenceData, seed: int = 0,
+                     config: BTEnsembleConfig = BTEnsembleConfig()) -> BTEnsemble:
+    """A Bradley–Terry ensemble fitted on the dataset's own labels (synthetic or regret, from ``pbrl collect``):
+    the reward model ``pbrl label-server --dataset … --strategy NAME`` ranks pairs with, so that people are
+    asked where a model of the cheap labels is unsure."""
+    labels = data.preferences()
+    if len(labels) == 0:
+        raise ValueError("strategy (--strategy): the dataset has no labels to fit a reward model on; use --strategy uniform")
+    model = BTEnsemble(labels.left.obs.shape[-1], labels.left.actions.shape[-1], config, seed=seed)
+    model.update(labels)
+    return model
 
 
 def dataset_digest(path: str | Path) -> str:
