@@ -20,6 +20,7 @@ from pbrl.labeling.server import LabelServer  # noqa: E402
 from tests.labeling_helpers import stateless_store  # noqa: E402
 
 ANNOTATORS, SECONDS, K = 5, 3.0, 2
+ENOUGH, HARD_LIMIT = 30, 90.0  # annotators go on past SECONDS until ENOUGH answers (a loaded CI machine), never past HARD_LIMIT
 
 
 def test_concurrent_annotators_lose_and_double_count_nothing(tmp_path, store_location):
@@ -30,11 +31,16 @@ def test_concurrent_annotators_lose_and_double_count_nothing(tmp_path, store_loc
     acknowledged: dict[str, list[int]] = {name: [] for name in tokens}
     problems: list[str] = []
     deadline = time.monotonic() + SECONDS
+    hard_deadline = deadline - SECONDS + HARD_LIMIT
+
+    def going_on() -> bool:
+        now = time.monotonic()
+        return now < deadline or (now < hard_deadline and sum(map(len, acknowledged.values())) < ENOUGH)
 
     def annotate(name: str) -> None:
         rng = np.random.default_rng(len(name) + int(name[1:]))
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[name]}"}, timeout=30) as client:
-            while time.monotonic() < deadline:
+            while going_on():
                 pair = client.get("/api/next").json()["pair"]
                 if pair is None:
                     time.sleep(0.02)
@@ -70,14 +76,14 @@ def test_concurrent_annotators_lose_and_double_count_nothing(tmp_path, store_loc
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(SECONDS + 30)
+            thread.join(HARD_LIMIT + 30)
     finally:
         server.stop()
 
     assert not problems, problems[:5]
     labels = store.execute("SELECT id, query_id, annotator FROM labels")
     given = [label_id for ids in acknowledged.values() for label_id in ids]
-    assert len(given) > 20, "the annotators should have answered many pairs in the time"
+    assert len(given) >= ENOUGH, f"the annotators answered only {len(given)} pairs in {HARD_LIMIT:.0f} s"
     assert sorted(given) == sorted(row[0] for row in labels)  # every acknowledged label stored, nothing else
     for name, ids in acknowledged.items():
         assert {row[2] for row in labels if row[0] in set(ids)} <= {name}  # stored under the annotator who gave it
