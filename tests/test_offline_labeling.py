@@ -169,7 +169,7 @@ def test_three_annotators_over_http_quality_control_aggregation_and_cpl(dataset,
             assert json.loads(str(exported["metadata"]))["teacher"]["annotators"]["good"]["weight"] == weights["good"]
 
 
-def test_setup_resumes_from_any_kill_point_and_refuses_other_settings(dataset, tmp_path, monkeypatch):
+def test_setup_resumes_from_any_kill_point_and_refuses_other_settings(dataset, tmp_path, monkeypatch, capsys):
     from pbrl.store import PreferenceStore
 
     calls = {"n": 0}
@@ -197,4 +197,13 @@ def test_setup_resumes_from_any_kill_point_and_refuses_other_settings(dataset, t
     with pytest.raises(ValueError, match="annotators_per_pair"):
         open_labels(dataset, tmp_path / "labels", OfflineLabelingConfig(pairs=50, annotators_per_pair=2,
                                                                           known_rate=0.4, seed=1))
-    assert main(["label-server", "--dataset", str(dataset), "--out", str(tmp_path / "x"), "--known-rate", "1.5"]) == 2
+    for argv, message in (
+        (["label-server", "--dataset", str(dataset), "--out", str(tmp_path / "x"), "--known-rate", "1.5"], "--known-rate"),
+        (["label-server", "--dataset", str(dataset)], "--out"),
+        (["label-server", "--dataset", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x")], "pbrl collect"),
+        (["label-server", "--dataset", str(dataset), "--out", str(tmp_path / "labels"), "--pairs", "40"], "pairs"),
+        (["labels", str(tmp_path / "labels"), "--write", str(tmp_path / "o.h5"), "--drop", "nobody"], "--drop nobody"),
+    ):
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "o.h5").exists()
