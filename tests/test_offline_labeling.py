@@ -207,3 +207,48 @@ def test_setup_resumes_from_any_kill_point_and_refuses_other_settings(dataset, t
         assert main(argv) == 2
         assert message in capsys.readouterr().err.splitlines()[-1]
     assert not (tmp_path / "o.h5").exists()
+
+
+def _lines_until(process, pattern: str) -> list[str]:  # noqa: ANN001
+    """The server's output lines up to the first that contains ``pattern``."""
+    lines = []
+    while pattern not in (line := process.stdout.readline()):
+        assert line, f"the label server exited: {''.join(lines)}"
+        lines.append(line)
+    return [*lines, line]
+
+
+def test_cli_server_killed_outright_resumes_with_every_label(dataset, tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    out = tmp_path / "labels"
+    command = [sys.executable, "-m", "pbrl.experiments.cli", "label-server", "--dataset", str(dataset), "--out", str(out),
+               "--port", "0", "--size", "32"]
+    first = subprocess.Popen([*command, "--pairs", "6", "--annotators-per-pair", "1", "--known-rate", "0", "--add",
+                              "ann"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        link = re.search(r"ann: (http://\S+)/\?token=(\S+)", "".join(_lines_until(first, "ann:")))
+        url, token = link[1], link[2]
+        from pbrl.store import PreferenceStore
+
+        store = PreferenceStore(out / "preferences.sqlite")
+        left_better = lambda pair, left, right: "left"  # noqa: E731
+        assert _answer(url, token, left_better) + _answer(url, token, left_better) == 2
+    finally:
+        first.kill()  # no chance to clean up
+        first.wait()
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # settings recorded
+    try:
+        url = re.search(r"at (http://\S+)/ ", "".join(_lines_until(second, "labeling page")))[1]
+        answered = 0
+        while _answer(url, token, left_better):  # the same link works; the answered pairs are not served again
+            answered += 1
+        assert answered == 4
+    finally:
+        second.kill()
+        second.wait()
+    rows = store.execute("SELECT query_id, annotator FROM labels")
+    assert len(rows) == 6 and len({query for query, _ in rows}) == 6 and {who for _, who in rows} == {"ann"}
+    store.close()
