@@ -35,7 +35,8 @@ answers. Write ``s_ij = 2 a_ij − 1 ∈ {+1, 0, −1}`` for annotator ``j``'s a
 careful one; Dawid–Skene learns how far to trust each from their agreement with the
 others and with the known answers (tests/test_aggregation.py: a careful annotator's vote
 breaks the majority's tie), and where the weights come out equal its weighted vote is the
-majority. With one answer per pair both give that answer.
+majority. With one answer per pair both give that answer (unless known answers show its
+annotator answers backwards).
 """
 
 from __future__ import annotations
