@@ -13,12 +13,18 @@ The schedule (B-Pref's ``num_seed_steps + num_unsup_steps``, ``num_interact``,
 env steps until ``budget`` queries have been *asked* — skipped queries count against the
 budget, as in B-Pref; how many got a label is logged separately.
 
+Rounds are numbered, and a round whose queries are already in the store (a run killed during it,
+before or after its checkpoint) is *replayed* when it comes due, not asked again: its pending queries
+are answered, its answered ones read back, and the learner trained — so a resume from any kill point
+asks each query once, charges the budget once and adds no round.
+
 This module knows nothing of stable-baselines3; agents drive it through :meth:`due` and
 :meth:`run_round`, which returns a :class:`RoundResult`.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -102,7 +108,7 @@ class FeedbackLoop:
         self.episode_length = episode_length
         self.rng = rng
         self.strategy = make_strategy(query.strategy)
-        self.round_index = store.last_round() + 1
+        self.round_index = 0  # rounds already in the store are replayed when due (see the module docstring)
         self.next_round_step = config.first_query_step
         self.trained = False
 
@@ -112,7 +118,12 @@ class FeedbackLoop:
         return self.store.counts().asked
 
     def due(self, step: int) -> bool:
-        return step >= self.next_round_step and self.asked < self.config.budget
+        """Whether a round runs at ``step``: its time has come and budget is left, or the round was
+        already asked before a kill (then it is replayed, whatever the budget)."""
+        return step >= self.next_round_step and (self.asked < self.config.budget or self._stored_round())
+
+    def _stored_round(self) -> bool:
+        return self.store.last_round() >= self.round_index
 
     def _mean_segment_return(self, recent_returns: list[float]) -> float:
         if not recent_returns:
@@ -126,6 +137,8 @@ class FeedbackLoop:
         n = min(cfg.per_round, cfg.budget - self.asked)
         if isinstance(self.teacher, Teacher):
             self.teacher.calibrate(self._mean_segment_return(recent_returns))
+        if self._stored_round():
+            return self._finish(step, started, *self._replay(), select_time=0.0)
 
         first = self.round_index == 0 and self.query.first_round_uniform
         strategy, name = (make_strategy("uniform"), "uniform") if first else (self.strategy, self.query.strategy)
@@ -156,7 +169,29 @@ class FeedbackLoop:
         right = right.with_ids(self.store.add_segments(right))
         query_ids = self.store.add_queries(left.ids, right.ids, self.round_index, self.teacher.name)
         labels = self._answers(query_ids, left, right)
+        return self._finish(step, started, left, right, labels, select_time)
 
+    def _replay(self) -> tuple[SegmentBatch, SegmentBatch, np.ndarray]:
+        """The stored queries of this round (asked before a kill): pending ones answered now, answered ones
+        read back. Returns both sides and the round's labels in query order."""
+        rows = self.store.round_queries(self.round_index)
+        query_ids, left_ids, right_ids = (np.asarray(c) for c in zip(*rows))
+        left, right = self.store.segment_batch(left_ids), self.store.segment_batch(right_ids)
+        pending = np.isin(query_ids, [q for q, _, _ in self.store.pending_queries()])
+        print(f"pbrl: round {self.round_index} was asked before the run stopped: {int(pending.sum())} of its "
+              f"{len(query_ids)} queries answered now, the rest read from the store (none asked again)",
+              file=sys.stderr, flush=True)
+        if isinstance(self.teacher, QueuedTeacher):
+            return left, right, self.teacher.ask(query_ids, self.store)  # queued once; people's answers so far count
+        if pending.any():
+            at = np.flatnonzero(pending)
+            self._answers(query_ids[at], left[at], right[at])
+        return left, right, self.store.query_labels(query_ids)
+
+    def _finish(self, step: int, started: float, left: SegmentBatch, right: SegmentBatch, labels: np.ndarray,
+                select_time: float) -> RoundResult:
+        """Held-out accuracy on the round's labels, learning on every label so far, the schedule advanced."""
+        cfg = self.config
         metrics: dict[str, float] = {
             "teacher/asked": float(self.asked),
             "teacher/labeled": float(self.store.counts().labeled),
@@ -218,15 +253,6 @@ class FeedbackLoop:
         metrics["reward/fresh_pair_accuracy"] = preference_accuracy(p_left, truth)
         return metrics
 
-    def answer_pending(self) -> int:
-        """Label queries that were asked but never answered (a run killed mid-round); returns how many."""
-        pending = self.store.pending_queries()
-        if not pending:
-            return 0
-        query_ids, left_ids, right_ids = (np.asarray(c) for c in zip(*pending))
-        self._answers(query_ids, self.store.segment_batch(left_ids), self.store.segment_batch(right_ids))
-        return len(query_ids)
-
     def _answers(self, query_ids: np.ndarray, left: SegmentBatch, right: SegmentBatch) -> np.ndarray:
         """The teacher's labels of persisted queries, committed to the store (see the module docstring)."""
         if isinstance(self.teacher, QueuedTeacher):
@@ -237,13 +263,14 @@ class FeedbackLoop:
 
     # ----------------------------------------------------------------- resume
     def resume(self, state: dict[str, Any], trained_labels: int) -> dict[str, float]:
-        """Continue from a checkpoint: restore the schedule, answer the queries a kill left pending,
-        and update the learner if the store holds labels it has not trained on (``trained_labels``
-        = the store's labeled count when the checkpoint was written). Returns that update's scalars
-        ({} when there was nothing new)."""
+        """Continue from a checkpoint: restore the schedule (a round the kill interrupted is replayed when
+        due, see the module docstring) and update the learner if rounds before it hold labels it has not
+        trained on (``trained_labels`` = the store's labeled count when the checkpoint was written; e.g.
+        people's late answers). Returns that update's scalars ({} when there was nothing new)."""
         self.load_state_dict(state)
-        self.answer_pending()
-        return self.learn() if self.store.counts().labeled > trained_labels else {}
+        if self.store.counts(before_round=self.round_index).labeled > trained_labels:
+            return self.learn()
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -254,7 +281,7 @@ class FeedbackLoop:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.round_index = max(int(state["round_index"]), self.store.last_round() + 1)
+        self.round_index = int(state["round_index"])
         self.next_round_step = int(state["next_round_step"])
         self.trained = bool(state["trained"])
         self.rng.bit_generator.state = state["rng"]

@@ -237,10 +237,17 @@ class PreferenceStore:
             self.add_label(int(query_id), float(label), annotator)
 
     # --------------------------------------------------------------- reading
-    def counts(self) -> StoreCounts:
-        asked = self.read(select(func.count()).select_from(queries_table))[0][0]
-        labels = labels_table.c
-        sub = select(labels.query_id, func.min(labels.skipped).label("skipped")).group_by(labels.query_id).subquery()
+    def counts(self, before_round: int | None = None) -> StoreCounts:
+        """Asked, labeled and skipped queries (only those of rounds before ``before_round`` when given)."""
+        queries, labels = queries_table.c, labels_table.c
+        asked_statement = select(func.count()).select_from(queries_table)
+        answers = select(labels.query_id, func.min(labels.skipped).label("skipped"))
+        if before_round is not None:
+            asked_statement = asked_statement.where(queries.round < before_round)
+            answers = answers.join_from(labels_table, queries_table, queries.id == labels.query_id).where(
+                queries.round < before_round)
+        asked = self.read(asked_statement)[0][0]
+        sub = answers.group_by(labels.query_id).subquery()
         labeled, skipped = self.read(
             select(func.coalesce(func.sum(1 - sub.c.skipped), 0), func.coalesce(func.sum(sub.c.skipped), 0))
         )[0]
@@ -267,6 +274,24 @@ class PreferenceStore:
         answered = select(labels_table.c.id).where(labels_table.c.query_id == queries.id).exists()
         statement = select(queries.id, queries.left_id, queries.right_id).where(~answered).order_by(queries.id)
         return [tuple(row) for row in self.read(statement)]
+
+    def round_queries(self, round_index: int) -> list[tuple[int, int, int]]:
+        """The queries asked in round ``round_index``, as ``(query_id, left_id, right_id)`` in the order asked."""
+        queries = queries_table.c
+        statement = select(queries.id, queries.left_id, queries.right_id).where(queries.round == round_index)
+        return [tuple(row) for row in self.read(statement.order_by(queries.id))]
+
+    def query_labels(self, query_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """One label per query from all its labels: the side they prefer on average, ½ on a tie, NaN if
+        none (skipped or unanswered)."""
+        c = labels_table.c
+        rows = self.read(
+            select(c.query_id, func.avg(c.label)).where(c.query_id.in_([int(i) for i in query_ids]), c.skipped == 0)
+            .group_by(c.query_id)
+        )
+        mean = {int(query): float(value) for query, value in rows}
+        return np.array([np.nan if int(i) not in mean else float(np.sign(mean[int(i)] - 0.5) / 2 + 0.5)
+                         for i in query_ids])
 
     def _segment_arrays(self, segment_id: int) -> dict[str, np.ndarray]:
         if segment_id not in self._segment_cache:
