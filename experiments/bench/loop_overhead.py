@@ -19,7 +19,7 @@ Usage::
 
     python -m pbrl.experiments.bench.loop_overhead --steps 10000 [--reward-hidden 256 256 256] [--device cpu]
 
-Prints a table and writes ``loop_overhead.md`` under ``--out-dir``.
+Prints a table and writes ``<name>.md`` under ``--out-dir`` (``--name``, default ``loop_overhead``).
 """
 
 from __future__ import annotations
@@ -69,9 +69,14 @@ def pebble_overrides(steps: int, device: str, hidden: list[int] | tuple[int, ...
     ]
 
 
-def pbrl_run(env_id: str, run: str, steps: int, seed: int, device: str, hidden: list[int], run_dir: Path
-             ) -> tuple[float, float, dict]:
-    """(wall s, CPU s, summary) of one run through the Runner: ``run`` is one of :data:`RUNS`."""
+def pbrl_run(env_id: str, run: str, steps: int, seed: int, device: str, hidden: list[int], run_dir: Path,
+             bf16: bool = False) -> tuple[float, float, dict]:
+    """(wall s, CPU s, summary) of one run through the Runner: ``run`` is one of :data:`RUNS`.
+
+    ``bf16``: the opt-in bf16 paths on the ``*-fast`` run — FastSAC ``precision="bfloat16"``
+    and the reward ensemble's ``train_autocast="bfloat16"`` (no config keys yet: set on
+    the built objects).
+    """
     method = "sac" if run == "pbrl-sac" else "pebble"
     overrides = [
         f"env={env_id}", f"method={method}", f"steps={steps}", f"seed={seed}", f"run_dir={run_dir}",
@@ -80,6 +85,9 @@ def pbrl_run(env_id: str, run: str, steps: int, seed: int, device: str, hidden: 
         *(pebble_overrides(steps, device, hidden) if method == "pebble" else []),
     ]
     runner = Runner(parse_config({}, overrides), run_dir)
+    if bf16 and run.endswith("fast"):
+        runner.engine.model.precision = "bfloat16"
+        runner.learner.net.train_autocast = "bfloat16"
     return timed(runner.train)
 
 
@@ -91,7 +99,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reward-hidden", type=int, nargs="+", default=[256, 256, 256])
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
+    parser.add_argument("--bf16", action="store_true", help="opt-in bf16 paths on the pbrl-pebble-fast run")
     parser.add_argument("--out-dir", default="experiments/bench/results")
+    parser.add_argument("--name", default="loop_overhead", help="stem of the .md written")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -99,14 +109,16 @@ def main() -> None:
         reference = plain_sac(args.env, args.steps, args.seed, args.device)
         rows = [("sb3-sac (reference)", *reference)]
         for run in args.runs:
-            rows.append((run, *pbrl_run(args.env, run, args.steps, args.seed, args.device, args.reward_hidden, Path(tmp) / run)))
+            name = f"{run} (bf16)" if args.bf16 and run.endswith("fast") else run
+            rows.append((name, *pbrl_run(args.env, run, args.steps, args.seed, args.device, args.reward_hidden,
+                                         Path(tmp) / run, args.bf16)))
 
     first = max(args.steps // 4, 1100)
     lines = [
         f"# Loop overhead: {args.env}, {args.steps} steps, device {args.device}, 1 torch thread",
         "",
         f"Command: `python -m pbrl.experiments.bench.loop_overhead --steps {args.steps} --device {args.device} "
-        f"--reward-hidden {' '.join(map(str, args.reward_hidden))}`. Reward ensemble hidden sizes {args.reward_hidden}; "
+        f"--reward-hidden {' '.join(map(str, args.reward_hidden))} --runs {' '.join(args.runs)}{' --bf16' if args.bf16 else ''}`. Reward ensemble hidden sizes {args.reward_hidden}; "
         f"PEBBLE schedule: first query at {first} steps, then 50 queries every {max((args.steps - first) // 3, 1)} steps; "
         "SAC learning starts at 1000 steps. A ratio < 1 is faster than plain SB3 SAC on the true reward.",
         "",
@@ -123,7 +135,7 @@ def main() -> None:
     print(text)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "loop_overhead.md").write_text(text)
+    (out / f"{args.name}.md").write_text(text)
 
 
 if __name__ == "__main__":
