@@ -45,8 +45,9 @@ def test_small_scale_evaluation_keeps_the_published_share_of_steps():
     assert _evaluation({"eval_interval": 10_000, "eval_episodes": 10}, 1.0) == ({"eval_interval": 10_000, "eval_episodes": 10}, None)
     overrides, _ = _evaluation({"eval_interval": 5000, "eval_episodes": 10}, 0.5)  # 5 episodes suffice at half scale
     assert (overrides["eval_episodes"], overrides["eval_interval"]) == (5, 5000)
-    overrides, _ = _evaluation({}, 0.1)  # no published schedule: pbrl's defaults are scaled the same way
-    assert overrides["eval_episodes"] / overrides["eval_interval"] <= TrainConfig.eval_episodes / (TrainConfig.eval_interval / 0.1)
+    overrides, _ = _evaluation({}, 0.1)  # no published schedule: pbrl's default (5 every 10,000) stands for it
+    assert (overrides["eval_episodes"], overrides["eval_interval"]) == (1, 2000)
+    assert overrides["eval_episodes"] / overrides["eval_interval"] <= TrainConfig.eval_episodes / TrainConfig.eval_interval
 
 
 def test_a_published_figure_matches_the_runs_of_its_cell(walker):

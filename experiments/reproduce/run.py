@@ -93,11 +93,15 @@ def published_cell(entry: Entry) -> dict[str, str]:
 
 def _evaluation(overrides: dict[str, Any], scale: float) -> tuple[dict[str, Any], str | None]:
     """The evaluation schedule at ``scale`` (module docstring), and the deviation it makes (None at scale 1)."""
-    interval = int(overrides.get("eval_interval", TrainConfig.eval_interval))
     episodes = int(overrides.get("eval_episodes", TrainConfig.eval_episodes))
     if scale >= 1.0 or episodes == 0:
         return overrides, None
-    published_interval = max(1, round(interval / scale))
+    if "eval_interval" in overrides:  # the entry's schedule, already scaled with the steps
+        interval = int(overrides["eval_interval"])
+        published_interval = max(1, round(interval / scale))
+    else:  # no published schedule: pbrl's default stands for it
+        published_interval = TrainConfig.eval_interval
+        interval = max(1, round(published_interval * scale))
     new_episodes = max(1, math.floor(episodes * scale))
     new_interval = max(interval, math.ceil(published_interval * new_episodes / episodes))
     if (new_episodes, new_interval) == (episodes, interval):
