@@ -75,12 +75,12 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     return parse_config(data, overrides + list(args.set))
 
 
-def _run(config: TrainConfig, run_dir: Path, resume: bool) -> int:
+def _run(config: TrainConfig, run_dir: Path, resume: bool, force: bool = False) -> int:
     """Train (or resume) the run with the one runner and print its summary."""
     from pbrl.experiments.runner import Runner
     from pbrl.experiments.summary import format_summary
 
-    runner = Runner(config, run_dir, resume=resume)
+    runner = Runner(config, run_dir, resume=resume, force=force)
     start_labeling(runner)
     print(format_summary(runner.train(), run_dir, config))
     return 0
@@ -103,7 +103,14 @@ def _resume(args: argparse.Namespace) -> int:
         print(f"pbrl: converted {run_dir}/config.yaml to the type-tagged format (the original: config.legacy.yaml)", flush=True)
     config = load_run_config(run_dir, [f"steps={args.steps}"] if args.steps else [])
     print(f"pbrl: resuming {run_dir} to {config.steps} steps", flush=True)
-    return _run(config, run_dir, resume=True)
+    return _run(config, run_dir, resume=True, force=args.force)
+
+
+def _export_run(args: argparse.Namespace) -> int:
+    from pbrl.experiments.checkpoint import export_run
+
+    print(f"pbrl: copied {args.run_dir} whole to {export_run(Path(args.run_dir), Path(args.dest))}")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -166,7 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     resume = sub.add_parser("resume", help="continue a stopped run from its directory")
     resume.add_argument("run_dir")
     resume.add_argument("--steps", type=int, help="new total step count, to train a finished run longer (default: the run's own)")
+    resume.add_argument("--force", action="store_true",
+                        help="resume with a preference store that is missing, another run's or older than the checkpoint: "
+                             "the agent and learner keep what the checkpoint holds, the budget counts only that store's queries")
     resume.set_defaults(func=_resume)
+    export = sub.add_parser("export-run", help="copy a run directory whole (a consistent store and checkpoint), also while it runs")
+    export.add_argument("run_dir")
+    export.add_argument("dest", help="new directory to copy the run into")
+    export.set_defaults(func=_export_run)
     config = sub.add_parser("config", help="print the resolved config (or --describe every key)")
     _add_config_args(config)
     config.add_argument("--describe", action="store_true", help="list every key of every type with its default and meaning")
@@ -200,19 +214,42 @@ def main(argv: list[str] | None = None) -> int:
     collect.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any collect key (repeatable)")
     collect.set_defaults(func=_collect)
 
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as error:
-        print(f"pbrl: config error: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
-        print(f"pbrl: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:
+        if args.debug:
+            raise
+        code, line = _one_line(error)
+        print(f"pbrl: {line}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("\npbrl: interrupted; every label is in the store — `pbrl resume RUN_DIR` continues from the last checkpoint",
               file=sys.stderr)
         return 130
+
+
+def _one_line(error: Exception) -> tuple[int, str]:
+    """The exit code and one line for an error: what is wrong and what to do for the library's own errors
+    (exit 2), the type and message plus how to see the traceback for anything else (exit 1)."""
+    from pbrl.datasets.offline import DatasetError
+    from pbrl.envs import UnknownEnvError
+    from pbrl.experiments.checkpoint import RunDirError
+    from pbrl.experiments.reproduce.catalogue import CatalogueError
+    from pbrl.store import StoreError
+
+    if isinstance(error, ConfigError):
+        return 2, f"config error: {error}"
+    if isinstance(error, UnknownEnvError):  # its text lists every valid id: the problem and the suggestion only
+        lines = str(error).splitlines()
+        suggestion = [line for line in lines[1:2] if line.startswith("Did you mean")]
+        return 2, " ".join([lines[0], *suggestion, "`pbrl envs` lists every id."])
+    if isinstance(error, (DatasetError, RunDirError, StoreError, CatalogueError, FileNotFoundError)):
+        return 2, " ".join(str(error).split())
+    return 1, f"error: {type(error).__name__}: {' '.join(str(error).split())} (rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

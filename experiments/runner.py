@@ -51,7 +51,7 @@ from pbrl.agents.callback import CheckpointCallback, EvaluationCallback, Feedbac
 from pbrl.agents.evaluation import Evaluator, PolicyAgent, Predictor
 from pbrl.agents.preference_env import PreferenceVecEnv
 from pbrl.datasets import OfflinePreferenceData
-from pbrl.experiments.checkpoint import atomic_checkpoint, checkpoint_state
+from pbrl.experiments.checkpoint import atomic_checkpoint, check_store, latest_checkpoint, store_identity
 from pbrl.experiments.config import ConfigError, TrainConfig, save_yaml
 from pbrl.experiments.plots import plot_runs
 from pbrl.feedback import FeedbackConfig, FeedbackLoop
@@ -73,13 +73,17 @@ def default_run_dir(config: TrainConfig) -> Path:
 class Runner:
     """Train (or resume) the run ``config`` describes; ``train()`` returns the last scalars."""
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, resume: bool = False) -> None:
+    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, resume: bool = False,
+                 force: bool = False) -> None:
         self.config = config
         self.run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.torch_threads)
         set_random_seed(config.seed)
-        self.resumed = checkpoint_state(self.run_dir) if resume else None  # the checkpoint's state.json
+        self.force = force  # resume with a store that is not the checkpoint's (pbrl resume --force)
+        found = latest_checkpoint(self.run_dir) if resume else None
+        self.checkpoint_dir: Path | None = found[0] if found else None  # the checkpoint to resume from (None: a fresh start)
+        self.resumed = found[1] if found else None  # its state.json
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         if resume:  # the steps after the checkpoint run again (all of them when there is none)
             self.metrics.truncate(self.resumed["num_timesteps"] if self.resumed else -1)
@@ -110,11 +114,6 @@ class Runner:
     def model(self) -> Any:
         """The stable-baselines3 model (SB3 runs; None for reward-free runs)."""
         return getattr(self.engine, "model", None)
-
-    @property
-    def checkpoint_dir(self) -> Path | None:
-        """The checkpoint to resume from (None: a fresh start)."""
-        return self.run_dir / "checkpoint" if self.resumed is not None else None
 
     def context(self, env: gym.Env) -> BuildContext:
         """What factories need to know about the run and its env."""
@@ -150,6 +149,8 @@ class Runner:
             state = self.engine.save(tmp)
             if self.learner is not None:
                 torch.save(self.learner.state_dict(), tmp / "learner.pt")
+            if self.store is not None:
+                state["store"] = store_identity(self.store)  # resume recognises its own store by it
             (tmp / "state.json").write_text(json.dumps({"num_timesteps": int(step), **state}))
 
     # ------------------------------------------------------------------ the run
@@ -169,7 +170,7 @@ class Feedback:
         cfg, checkpoint = runner.config, runner.checkpoint_dir
         capacity = (cfg.feedback or FeedbackConfig()).log_capacity
         self.log = TransitionLog.load(checkpoint / "transitions.npz", cfg.env) if checkpoint else TransitionLog(capacity, n_envs, cfg.env)
-        self.store = PreferenceStore(runner.run_dir / "preferences.sqlite")
+        self.store = check_store(runner.run_dir, (runner.resumed or {}).get("store"), runner.force)
         self.loop = None
         if learner is not None:
             teacher = TEACHERS.get(cfg.teacher_type).factory(cfg.teacher, ctx)

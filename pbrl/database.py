@@ -21,6 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite writer waits for another's lock before :class:`~pbrl.store.StoreLockedError`."""
+
 SCHEMA_VERSION = 3
 """1: meta, segments, queries, labels. 2: + annotators, label_queue, assignments (added in place to a v1 store).
 3: annotators' tokens stored as SHA-256 digests, + ``revoked_at`` and ``expires_at`` (a v2 store is upgraded
@@ -103,7 +106,7 @@ def make_engine(location: str) -> Engine:
         engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(f"sqlite:///{location}", connect_args={"timeout": 30.0, "check_same_thread": False})
+        engine = create_engine(f"sqlite:///{location}", connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _: Any) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,14 +32,33 @@ from sqlalchemy import Connection, Row, Table, func, insert, select, text, updat
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
+from pbrl import database
 from pbrl.database import (
     METADATA, SCHEMA_VERSION, labels_table, make_engine, meta_table, queries_table, segments_table, upgrade,
 )
 from pbrl.segments import PreferenceDataset, Provenance, SegmentBatch, Segments, SegmentTruth
 
 
-class CorruptStoreError(RuntimeError):
+class StoreError(RuntimeError):
+    """The preference store cannot be used as it is; the message says which store and what to do."""
+
+
+class CorruptStoreError(StoreError):
     """The preference store exists but cannot be read as a pbrl store."""
+
+
+class StoreLockedError(StoreError):
+    """Another process held the store's write lock past the busy timeout."""
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """What a checkpoint records of its store, to recognise it on resume: the run id written into the
+    store's metadata when it was created, and how far it had got (answered queries, last round)."""
+
+    run_id: str
+    answered: int
+    last_round: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,10 @@ class StoreCounts:
     @property
     def pending(self) -> int:
         return self.asked - self.labeled - self.skipped
+
+
+def _locked(error: DBAPIError) -> bool:
+    return "locked" in str(error.orig).lower() or "busy" in str(error.orig).lower()
 
 
 def _encode(arrays: dict[str, np.ndarray]) -> bytes:
@@ -105,8 +129,12 @@ class PreferenceStore:
                 self._check_integrity()
             METADATA.create_all(self.engine)
             self._check_version()
+            if self.get_meta("run_id") is None:
+                self._write_run_id()
         except DBAPIError as error:
             self.engine.dispose()
+            if _locked(error):
+                raise self._locked_error() from error
             raise CorruptStoreError(
                 f"preference store {self.path} is not a readable {kind} database ({error.orig}). "
                 "pbrl did not modify it; move it aside (or restore a backup) and resume again."
@@ -121,11 +149,23 @@ class PreferenceStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction, committed (durably) on exit; concurrent writers wait their turn."""
-        with self.engine.connect() as connection:
-            connection.execution_options(pbrl_write=True)
-            with connection.begin():
-                yield connection
+        """A write transaction, committed (durably) on exit; concurrent writers wait their turn (a
+        :class:`StoreLockedError` once the busy timeout has passed)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execution_options(pbrl_write=True)
+                with connection.begin():
+                    yield connection
+        except DBAPIError as error:
+            if _locked(error):
+                raise self._locked_error() from error
+            raise
+
+    def _locked_error(self) -> StoreLockedError:
+        return StoreLockedError(
+            f"preference store {self.path} stayed locked by another process past the {database.BUSY_TIMEOUT_S:g} s timeout; "
+            "stop the other process that writes it (another `pbrl train`/`resume`, a sqlite3 shell) and try again"
+        )
 
     @property
     def _db(self) -> PreferenceStore:
@@ -157,7 +197,28 @@ class PreferenceStore:
                     upgrade(connection, int(version or SCHEMA_VERSION))
                     self._write_meta(connection, "schema_version", str(SCHEMA_VERSION))
 
+    def _write_run_id(self) -> None:
+        """Give the store its run id (at creation; an older store gets one the first time it is opened)."""
+        with self.transaction() as connection:
+            m = meta_table.c
+            if connection.execute(select(m.value).where(m.key == "run_id").with_for_update()).scalar() is None:
+                self._write_meta(connection, "run_id", uuid.uuid4().hex)
+
+    def identity(self) -> StoreIdentity:
+        """The store's run id and how far it has got (recorded in every checkpoint)."""
+        counts = self.counts()
+        return StoreIdentity(str(self.get_meta("run_id")), counts.labeled + counts.skipped, self.last_round())
+
+    def flush(self) -> None:
+        """Move SQLite's write-ahead log into the main file (``PRAGMA wal_checkpoint(TRUNCATE)``), so that
+        ``preferences.sqlite`` alone holds every committed row and a plain copy of it is whole. Readers or
+        writers busy at that moment only delay it to the next flush (nothing is lost either way)."""
+        if self.sqlite and self.path != ":memory:":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
+        self.flush()
         self.engine.dispose()
 
     # --------------------------------------------------------------- writing

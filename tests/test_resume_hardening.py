@@ -5,14 +5,20 @@ the warnings a run that cannot use its budget gets at its start."""
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from pbrl import Runner
-from pbrl.experiments.config import load_run_config
-from pbrl.store import PreferenceStore
+from pbrl.experiments.cli import main
+from pbrl.experiments.config import load_run_config, parse_config
+from pbrl.run_log import MetricsLog
+from pbrl.store import PreferenceStore, StoreLockedError
 from tests.test_training import TINY
 
 # Runs `pbrl train` with the synthetic teacher SIGKILLing its own process the first time it is asked
@@ -57,3 +63,126 @@ def test_a_kill_inside_round_0_before_any_checkpoint_loses_no_query(tmp_path):
     assert steps == sorted(steps)
     round_steps = [r["step"] for r in rows if "teacher/asked" in r and "reward/train_loss" in r]
     assert round_steps == [300, 450, 600]  # the schedule of an uninterrupted run
+
+
+# ------------------------------------------------------------------ the store and the checkpoint know each other
+
+_FINISHED = [*TINY, "steps=400", "feedback.budget=10"]  # one round at step 300: checkpoints at 300 and at 400
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("finished") / "run"
+    Runner(parse_config({}, [*_FINISHED, f"run_dir={run}"]), run).train()
+    return run
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _cli(capsys, *argv: str) -> tuple[int, list[str]]:
+    code = main(list(argv))
+    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def _foreign(run: Path) -> None:
+    for path in run.glob("preferences.sqlite*"):
+        path.unlink()
+    PreferenceStore(run / "preferences.sqlite").close()  # a fresh store: another run id
+
+
+def _older(run: Path) -> None:
+    with sqlite3.connect(run / "preferences.sqlite") as db:
+        db.execute("DELETE FROM labels WHERE id > 3")
+
+
+def _missing(run: Path) -> None:
+    for path in run.glob("preferences.sqlite*"):
+        path.unlink()
+
+
+@pytest.mark.parametrize("swap, says", [(_missing, "is missing"), (_foreign, "another run"), (_older, "older than")],
+                         ids=["missing", "foreign", "older"])
+def test_resume_refuses_a_store_that_is_not_the_checkpoints(finished_run, tmp_path, capsys, swap, says):
+    run = _copy(finished_run, tmp_path)
+    swap(run)
+    code, lines = _cli(capsys, "resume", str(run))
+    assert code == 2 and len(lines) == 1 and "preferences.sqlite" in lines[-1] and says in lines[-1], lines
+    assert "--force" in lines[-1]
+    assert not (run / "checkpoint.tmp").exists()  # nothing was trained on it
+
+    code, lines = _cli(capsys, "resume", str(run), "--force")
+    assert code == 0 and any("--force" in line and says in line for line in lines), lines
+
+
+def test_a_store_file_copied_alone_is_whole_after_each_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    trainer = Runner(parse_config({}, [*_FINISHED, f"run_dir={run}"]), run)
+    trainer.train()  # the run's store stays open, as in a run killed after this checkpoint
+    shutil.copy(run / "preferences.sqlite", tmp_path / "copy.sqlite")  # the one file the README names
+    copied = PreferenceStore(tmp_path / "copy.sqlite")
+    assert copied.counts() == trainer.store.counts() and copied.counts().asked == 5
+    assert copied.identity().run_id == trainer.store.identity().run_id
+
+
+def test_export_run_copies_a_run_that_resumes(finished_run, tmp_path, capsys):
+    dest = tmp_path / "copy"
+    code, _ = _cli(capsys, "export-run", str(finished_run), str(dest))
+    assert code == 0 and sorted(p.name for p in dest.glob("preferences.sqlite*")) == ["preferences.sqlite"]
+    assert PreferenceStore(dest / "preferences.sqlite").label_rows() == PreferenceStore(finished_run / "preferences.sqlite").label_rows()
+    code, lines = _cli(capsys, "resume", str(dest), "--steps", "420")
+    assert code == 0, lines
+    code, lines = _cli(capsys, "export-run", str(finished_run), str(dest))
+    assert code == 2 and "already exists" in lines[-1]
+
+
+# ------------------------------------------------------------------ a damaged run directory
+
+
+@pytest.mark.parametrize("name", ["agent.zip", "replay.pkl", "learner.pt", "state.json", "transitions.npz"])
+def test_a_damaged_checkpoint_file_falls_back_to_the_previous_checkpoint(finished_run, tmp_path, capsys, name):
+    run = _copy(finished_run, tmp_path)
+    path = run / "checkpoint" / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
+    previous = json.loads((run / "checkpoint.prev" / "state.json").read_text())["num_timesteps"]
+    assert previous == 300
+    code, lines = _cli(capsys, "resume", str(run))
+    assert code == 0 and any(name in line and "previous checkpoint" in line for line in lines), lines
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["num_timesteps"] == 400
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps)
+
+    for folder in ("checkpoint", "checkpoint.prev"):  # both damaged: one line naming the file, nothing run
+        path = run / folder / name
+        path.write_bytes(path.read_bytes()[:10])
+    code, lines = _cli(capsys, "resume", str(run))
+    assert code == 2 and len(lines) == 1 and name in lines[-1] and "Traceback" not in "".join(lines), lines
+
+
+def test_a_locked_store_gives_a_one_line_error_after_the_timeout(tmp_path, monkeypatch, capsys):
+    from pbrl import database
+
+    PreferenceStore(tmp_path / "p.sqlite").close()
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(tmp_path / "p.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreLockedError, match="locked by another process past the 0.2 s timeout"):
+            PreferenceStore(tmp_path / "p.sqlite").set_meta("x", "1")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_garbage_lines_in_metrics_are_skipped_with_a_warning(tmp_path):
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.write(1, {"a": 1.0})
+    with log.path.open("a") as f:
+        f.write("garbage\n[1, 2]\n{\"no_step\": 1}\n\x00\x00\n")
+    log.write(2, {"a": 2.0})
+    with pytest.warns(UserWarning, match="skipped 4 line"):
+        rows = log.read()
+    assert [r["step"] for r in rows] == [1, 2]
