@@ -37,7 +37,9 @@ from omegaconf.errors import OmegaConfBaseException
 from pbrl.feedback import FeedbackConfig
 from pbrl.learners.ipl import IPLConfig
 from pbrl.query import QueryConfig
+from pbrl.query.registry import available as query_strategies
 from pbrl.registry import AGENTS, LEARNERS, SAC_IMPLS, TEACHERS, ConfigError, Registry
+from pbrl.validation import check_section
 
 __all__ = [
     "METHODS", "ConfigError", "RewardFreeConfig", "TrainConfig", "parse_config", "parse_dataclass",
@@ -267,7 +269,20 @@ def parse_config(data: dict[str, Any] | None = None, overrides: list[str] | tupl
         raise
     except ValueError as error:  # a dataclass's own validation
         raise ConfigError(str(error)) from None
-    return _cross_checks(config)
+    return _cross_checks(_checked(config))
+
+
+def _checked(config: TrainConfig) -> TrainConfig:
+    """``config`` after the value rules every section shares (:mod:`pbrl.validation`) and the names that only
+    registries know (query strategies, plug-ins included)."""
+    try:
+        check_section(config, "")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if config.query is not None and config.query.strategy not in query_strategies():
+        raise ConfigError(f"query.strategy={config.query.strategy!r} is not a registered strategy; "
+                          f"choose one of {', '.join(query_strategies())}")
+    return config
 
 
 def _cross_checks(config: TrainConfig) -> TrainConfig:
