@@ -317,6 +317,32 @@ def _cross_checks(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def budget_warnings(config: TrainConfig, episode_length: int) -> list[str]:
+    """Why a run that asks labels cannot use its budget (one line each; [] when it can): no round before the
+    end, fewer rounds × per_round than the budget, segments longer than the episodes, or a budget of 0.
+    Said at the start of a run, not discovered at its end."""
+    fb = config.feedback
+    if fb is None:
+        return []
+    if fb.budget == 0:
+        return [f"feedback.budget=0 with learner.type={config.learner_type}: no label will be asked and the learner "
+                "never trains; give a budget, or use --method sac for the true-reward baseline"]
+    lines = []
+    if fb.segment_length > episode_length:
+        lines.append(f"feedback.segment_length={fb.segment_length} is longer than the episodes ({episode_length} steps): "
+                     "no segment fits, every round will be postponed; lower feedback.segment_length")
+    if fb.first_query_step > config.steps:
+        lines.append(f"feedback.first_query_step={fb.first_query_step} is after the run's end (steps={config.steps}): "
+                     "no label will be asked; lower feedback.first_query_step or raise steps")
+        return lines
+    rounds = (config.steps - fb.first_query_step) // fb.interval + 1
+    if rounds * fb.per_round < fb.budget:
+        lines.append(f"feedback.budget={fb.budget} is unreachable: {rounds} rounds (from step {fb.first_query_step}, "
+                     f"every {fb.interval} until step {config.steps}) × per_round={fb.per_round} ask "
+                     f"{rounds * fb.per_round}; raise feedback.per_round to {math.ceil(fb.budget / rounds)} or lower feedback.interval")
+    return lines
+
+
 def parse_dataclass(cls: type, data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """Any plain config dataclass (e.g. ``pbrl collect``'s) from a mapping and overrides, validated by OmegaConf."""
     try:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from pbrl.agents.evaluation import Evaluator, PolicyAgent, Predictor
 from pbrl.agents.preference_env import PreferenceVecEnv
 from pbrl.datasets import OfflinePreferenceData
 from pbrl.experiments.checkpoint import atomic_checkpoint, check_store, latest_checkpoint, store_identity
-from pbrl.experiments.config import ConfigError, TrainConfig, save_yaml
+from pbrl.experiments.config import ConfigError, TrainConfig, budget_warnings, save_yaml
 from pbrl.experiments.plots import plot_runs
 from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners.base import PreferenceLearner
@@ -124,9 +125,13 @@ class Runner:
         )
 
     def build_learner(self, ctx: BuildContext) -> PreferenceLearner | None:
-        """The configured learner (None: true reward), its weights and state restored when resuming."""
+        """The configured learner (None: true reward), its weights and state restored when resuming. A fresh
+        run that cannot use its label budget is warned here, at its start (:func:`budget_warnings`)."""
         if self.config.learner is None:
             return None
+        if self.resumed is None:
+            for line in budget_warnings(self.config, ctx.episode_length):
+                warnings.warn(line, stacklevel=2)
         learner = LEARNERS.get(self.config.learner_type).factory(self.config.learner, ctx)
         if self.checkpoint_dir is not None:
             learner.load_state_dict(torch.load(self.checkpoint_dir / "learner.pt", weights_only=False))

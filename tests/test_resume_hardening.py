@@ -5,11 +5,13 @@ the warnings a run that cannot use its budget gets at its start."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,26 @@ def test_garbage_lines_in_metrics_are_skipped_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="skipped 4 line"):
         rows = log.read()
     assert [r["step"] for r in rows] == [1, 2]
+
+
+# ------------------------------------------------------------------ a budget the run cannot use, said at its start
+
+@pytest.mark.parametrize("overrides, says", [
+    (["feedback.first_query_step=800"], "after the run's end"),
+    (["feedback.budget=100"], "unreachable: 3 rounds"),
+    (["feedback.segment_length=150"], "longer than the episodes (100 steps)"),
+    (["feedback.budget=0"], "no label will be asked"),
+], ids=["first round after the end", "budget unreachable", "segments longer than episodes", "budget 0"])
+def test_a_run_that_cannot_use_its_budget_is_warned_at_its_start(tmp_path, overrides, says):
+    config = parse_config({}, [*TINY, f"run_dir={tmp_path}", *overrides])
+    with pytest.warns(UserWarning, match=re.escape(says)):
+        runner = Runner(config, tmp_path)
+    assert runner.model.num_timesteps == 0  # before the first step
+
+
+def test_a_run_that_can_use_its_budget_gets_no_warning(tmp_path):
+    config = parse_config({}, [*TINY, f"run_dir={tmp_path}"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", ".*not within the observation space.*")
+        Runner(config, tmp_path)
