@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pbrl.experiments.checkpoint import checkpoint_state
-from pbrl.experiments.config import TrainConfig, load_yaml
+from pbrl.experiments.config import ConfigError, TrainConfig, load_yaml
 
 BACKENDS = ("local", "ray")
 _PARENT_ENV = "PBRL_BACKEND_PARENT"  # the launching process's pid, checked by the child after PR_SET_PDEATHSIG
@@ -148,7 +148,10 @@ def run_ray(jobs: list[Job], address: str | None, cpus: int, cpus_per_trial: flo
     ``max_retries`` times when its worker dies or its run is killed. ``address``: an existing
     cluster (``auto``, ``ray://host:10001``, ``host:6379``); None starts a local Ray with ``cpus``
     CPUs on the loopback interface (or uses the one this process already started)."""
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--backend ray needs Ray: pip install 'pbrl[ray]' (make install includes it)") from None
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started_here = not ray.is_initialized()
