@@ -63,10 +63,10 @@ def atomic_checkpoint(run_dir: Path) -> Iterator[Path]:
 
 def recover_interrupted_swap(run_dir: Path) -> None:
     """A kill between the two renames of :func:`atomic_checkpoint` leaves no ``checkpoint`` but the previous
-    complete one (``checkpoint.prev``; ``checkpoint.old`` from pbrl before it kept one) and ``checkpoint.tmp``
-    (complete or not): the previous one is put back."""
+    complete one (``checkpoint.prev``; ``checkpoint.old`` from pbrl before it kept one — then the newest, as
+    that pbrl deleted it after each swap) and ``checkpoint.tmp`` (complete or not): the previous one is put back."""
     final = Path(run_dir) / "checkpoint"
-    for name in ("checkpoint.prev", "checkpoint.old"):
+    for name in ("checkpoint.old", "checkpoint.prev"):
         if not final.exists() and (Path(run_dir) / name).exists():
             (Path(run_dir) / name).rename(final)
 
