@@ -3,6 +3,7 @@ pieces many tests share: an rng, a filled transition log, an in-memory preferenc
 tiny feedback loop around them. (The tiny run config lives with the config API's tests.)"""
 
 import os
+import sys
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -13,6 +14,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+# absl's log handler (absl comes with tensorboard and dm_control) keeps the sys.stderr of the moment
+# absl is first imported — inside a test, that test's capture — and uvicorn's logging.config.dictConfig
+# closes every handler, so absl's closed that stream and a later test's capture failed ("I/O operation
+# on closed file"). Its stream is the real stderr instead, which absl never closes.
+import absl.logging  # noqa: E402
+
+absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 from pbrl.feedback import FeedbackConfig, FeedbackLoop  # noqa: E402
 from pbrl.learners import BTEnsemble, BTEnsembleConfig  # noqa: E402
