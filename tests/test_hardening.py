@@ -331,3 +331,137 @@ def test_cli_input_is_refused_with_a_one_line_error(run_dir, tmp_path, capsys, c
     assert code == 2 and "Traceback" not in err, (case, code, err)
     assert lines and names.get(field, field) in lines[-1], (case, err)
     assert _snapshot(store) == before, case
+
+
+# ------------------------------------------------------------------ config values, YAML files and training flags
+
+def _config_case(override: str, field: str, method: str = "pebble") -> tuple:
+    return (f"{method} {override}", ["config", "--method", method, "--set", override], field)
+
+
+CONFIG_CASES = [
+    _config_case("learner.lr=nan", "learner.lr"),
+    _config_case("learner.lr=inf", "learner.lr"),
+    _config_case("learner.lr=-1", "learner.lr"),
+    _config_case("learner.lr=0", "learner.lr"),
+    _config_case("agent.learning_rate=nan", "agent.learning_rate"),
+    _config_case("agent.learning_rate=-3e-4", "agent.learning_rate"),
+    _config_case("agent.tau=nan", "agent.tau"),
+    _config_case("agent.tau=0", "agent.tau"),
+    _config_case("agent.tau=1.5", "agent.tau"),
+    _config_case("agent.gamma=1.5", "agent.gamma"),
+    _config_case("agent.gamma=-0.1", "agent.gamma"),
+    _config_case("agent.gamma=nan", "agent.gamma"),
+    _config_case("agent.init_temperature=0", "agent.init_temperature"),
+    _config_case("agent.gradient_steps=0", "agent.gradient_steps"),
+    _config_case("agent.state_entropy_k=0", "agent.state_entropy_k"),
+    _config_case("agent.hidden_sizes=[0]", "agent.hidden_sizes"),
+    _config_case("agent.hidden_sizes=[-4,4]", "agent.hidden_sizes"),
+    _config_case("agent.hidden_sizes=[]", "agent.hidden_sizes"),
+    _config_case("learner.hidden_sizes=[0]", "learner.hidden_sizes"),
+    _config_case("agent.device=tpu", "agent.device"),
+    _config_case("agent.device=cuda:x", "agent.device"),
+    _config_case("learner.device=tpu", "learner.device"),
+    _config_case("agent.impl=bogus", "agent.impl"),
+    _config_case("agent.batch_size=0", "agent.batch_size"),
+    _config_case("agent.recent_fraction=2", "agent.recent_fraction"),
+    _config_case("agent.tau=abc", "agent.tau"),
+    _config_case("agent.bogus=1", "agent.bogus"),
+    ("agent.type=bogus", ["config", "--set", "agent.type=bogus"], "bogus"),
+    _config_case("learner.stop_accuracy=nan", "learner.stop_accuracy"),
+    _config_case("learner.stop_accuracy=0", "learner.stop_accuracy"),
+    _config_case("learner.stop_accuracy=1.5", "learner.stop_accuracy"),
+    _config_case("learner.ensemble_size=0", "learner.ensemble_size"),
+    _config_case("learner.type=bogus", "bogus"),
+    _config_case("query.strategy=bogus", "query.strategy"),
+    _config_case("query.pool_multiplier=0", "query.pool_multiplier"),
+    _config_case("feedback.budget=-1", "feedback.budget"),
+    _config_case("feedback.per_round=0", "feedback.per_round"),
+    _config_case("feedback.interval=0", "feedback.interval"),
+    _config_case("feedback.segment_length=0", "feedback.segment_length"),
+    _config_case("feedback.budget=many", "feedback.budget"),
+    _config_case("teacher.beta=nan", "teacher.beta"),
+    _config_case("teacher.eps_mistake=1.5", "teacher.eps_mistake"),
+    _config_case("teacher.gamma=0", "teacher.gamma"),
+    _config_case("teacher.preset=bogus", "bogus"),
+    _config_case("teacher.type=bogus", "bogus"),
+    _config_case("steps=0", "steps"),
+    _config_case("eval_episodes=-1", "eval_episodes"),
+    _config_case("torch_threads=0", "torch_threads"),
+    _config_case("bogus_key=1", "bogus_key"),
+    _config_case("agent.gae_lambda=2", "agent.gae_lambda", "pref-ppo"),
+    _config_case("agent.clip_range=0", "agent.clip_range", "pref-ppo"),
+    _config_case("agent.n_envs=0", "agent.n_envs", "pref-ppo"),
+    _config_case("agent.device=tpu", "agent.device", "pref-ppo"),
+    _config_case("learner.alpha=0", "learner.alpha", "cpl"),
+    _config_case("learner.lr=nan", "learner.lr", "cpl"),
+    _config_case("learner.discount=1.5", "learner.discount", "cpl"),
+    _config_case("reward_free.holdout=1", "reward_free.holdout", "cpl"),
+    _config_case("learner.polyak=0", "learner.polyak", "ipl"),
+    _config_case("learner.expectile=1", "learner.expectile", "ipl"),
+    _config_case("agent.tau=0.5", "agent", "cpl"),
+]
+
+YAML_CASES = [  # (case, the file's bytes, what the one-line error must name: FILE is the file's path)
+    ("not YAML", b"learner: [bt\n", "FILE"),
+    ("binary", b"\xff\xfe\x00garbage", "FILE"),
+    ("a list", b"- learner\n- agent\n", "mapping"),
+    ("a section as a number", b"agent: 3\n", "agent"),
+    ("a learning rate NaN", b"learner:\n  type: bt\n  lr: .nan\n", "learner.lr"),
+    ("tau infinite", b"agent:\n  tau: .inf\n", "agent.tau"),
+    ("a budget as words", b"feedback:\n  budget: many\n", "feedback.budget"),
+    ("an unknown top-level key", b"bogus_key: 1\n", "bogus_key"),
+    ("a negative beta", b"teacher:\n  type: synthetic\n  beta: -1\n", "teacher.beta"),
+    ("a strategy as a number", b"query:\n  strategy: 7\n", "query.strategy"),
+    ("a device list", b"agent:\n  device: [cpu]\n", "agent.device"),
+    ("hidden sizes a string", b"agent:\n  hidden_sizes: wide\n", "agent.hidden_sizes"),
+]
+
+FLAG_CASES = [
+    ("--steps 0", ["config", "--steps", "0"], "steps"),
+    ("--steps not a number", ["config", "--steps", "many"], "--steps"),
+    ("--feedback negative", ["config", "--feedback", "-1"], "feedback.budget"),
+    ("--seed not a number", ["config", "--seed", "x"], "--seed"),
+    ("--query unknown", ["config", "--query", "bogus"], "query.strategy"),
+    ("--method unknown", ["config", "--method", "bogus"], "bogus"),
+    ("--teacher unknown", ["config", "--teacher", "bogus"], "bogus"),
+    ("--teacher-type unknown", ["config", "--teacher-type", "bogus"], "bogus"),
+    ("--set without =", ["config", "--set", "agent.tau"], "--set"),
+    ("--config missing", ["config", "--config", "MISSING"], "MISSING"),
+    ("unknown env id", ["train", "--env", "gym:Nope-v5", "--run-dir", "NEW"], "gym:Nope-v5"),
+    ("resume of no run", ["resume", "MISSING"], "config.yaml"),
+    ("resume of a run with a broken config", ["resume", "BROKEN"], "config.yaml"),
+    ("resume with --steps 0", ["resume", "BROKEN", "--steps", "0"], "config.yaml"),
+    ("export of no run", ["export-run", "MISSING", "NEW"], "config.yaml"),
+]
+
+
+@pytest.mark.parametrize("case, argv, field", CONFIG_CASES + FLAG_CASES, ids=[c[0] for c in CONFIG_CASES + FLAG_CASES])
+def test_config_value_or_flag_is_refused_with_a_one_line_error(tmp_path, capsys, case, argv, field):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text("learner: [bt\n")
+    names = {"MISSING": str(tmp_path / "missing"), "NEW": str(tmp_path / "new"), "BROKEN": str(broken)}
+    _refused(capsys, [names.get(arg, arg) for arg in argv], names.get(field, field), case)
+    assert not (tmp_path / "new" / "config.yaml").exists(), case
+
+
+@pytest.mark.parametrize("case, content, field", YAML_CASES, ids=[c[0] for c in YAML_CASES])
+def test_yaml_file_is_refused_with_a_one_line_error(tmp_path, capsys, case, content, field):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content)
+    _refused(capsys, ["config", "--config", str(path)], str(path) if field == "FILE" else field, case)
+
+
+def _refused(capsys, argv: list[str], field: str, case: str) -> None:
+    from pbrl.experiments.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in captured.err, (case, code, captured.err, captured.out[-300:])
+    message = [line for line in lines if not line.startswith(("usage:", " "))]  # argparse's usage lines aside
+    assert len(message) == 1 and field in lines[-1], (case, captured.err)
