@@ -284,14 +284,7 @@ class LabelQueue:
 
     def consensus(self, query_ids: np.ndarray) -> np.ndarray:
         """One label per query from all its labels: the side they prefer on average, ½ on a tie, NaN if none."""
-        c = labels_table.c
-        rows = self.store.read(
-            select(c.query_id, func.avg(c.label)).where(c.query_id.in_([int(i) for i in query_ids]), c.skipped == 0)
-            .group_by(c.query_id)
-        )
-        mean = {int(query): float(value) for query, value in rows}
-        return np.array([np.nan if int(i) not in mean else float(np.sign(mean[int(i)] - 0.5) / 2 + 0.5)
-                         for i in query_ids])
+        return self.store.query_labels(query_ids)
 
     def progress(self, annotator: str) -> dict[str, object]:
         """Counters for the page — the annotator's answers, the newest round's quota, the whole budget — in one
