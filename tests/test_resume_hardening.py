@@ -20,7 +20,7 @@ from pbrl import Runner
 from pbrl.experiments.cli import main
 from pbrl.experiments.config import load_run_config, parse_config
 from pbrl.run_log import MetricsLog
-from pbrl.store import PreferenceStore, StoreLockedError
+from pbrl.store import CorruptStoreError, PreferenceStore, StoreLockedError
 from tests.test_training import TINY
 
 # Runs `pbrl train` with the synthetic teacher SIGKILLing its own process the first time it is asked
@@ -211,3 +211,16 @@ def test_a_run_that_can_use_its_budget_gets_no_warning(tmp_path):
         warnings.simplefilter("error", UserWarning)
         warnings.filterwarnings("ignore", ".*not within the observation space.*")
         Runner(config, tmp_path)
+
+
+# ------------------------------------------------------------------ library errors at the command line
+
+def test_a_corrupt_store_reaches_the_cli_as_one_line_and_debug_shows_the_traceback(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path)
+    for path in run.glob("preferences.sqlite*"):
+        path.unlink()
+    (run / "preferences.sqlite").write_bytes(b"this is not a database" * 100)
+    code, lines = _cli(capsys, "resume", str(run))
+    assert code == 2 and len(lines) == 1 and "preferences.sqlite" in lines[0] and "not a readable SQLite" in lines[0], lines
+    with pytest.raises(CorruptStoreError):
+        main(["resume", str(run), "--debug"])
