@@ -21,14 +21,18 @@ A run directory::
     curves.png           learning curves (pbrl plot)
     logs/                SB3 runs: tensorboard events and progress.csv
     checkpoint/          state.json (num_timesteps + the engine's state), learner.pt, and per engine
-                         agent.zip, replay.pkl / vecnormalize.pkl, transitions.npz — swapped in
-                         atomically after every feedback round, at evaluations (reward-free) and at the end
+                         agent.zip, replay.pkl / vecnormalize.pkl, transitions.npz, manifest.json (size and
+                         SHA-256 of each) — swapped in atomically after every feedback round, at evaluations
+                         (reward-free) and at the end; state.json records the store's identity
+    checkpoint.prev/     the checkpoint before it, kept until the next swap is complete
 
-``Runner(config, run_dir, resume=True)`` continues from the last checkpoint: SB3 runs and online
-runs from the env step (online with fresh episodes), offline runs from the gradient step (same
-minibatches and RNG streams: the final weights of an uninterrupted run); a kill during a round
-leaves queries the resumed loop answers and labels it learns at once; rows of ``metrics.jsonl``
-after the checkpoint's step are dropped, as those steps run again.
+``Runner(config, run_dir, resume=True)`` continues from the last undamaged checkpoint (or from step 0
+when there is none, every label kept): SB3 runs and online runs from the env step (online with fresh
+episodes), offline runs from the gradient step (same minibatches and RNG streams: the final weights of
+an uninterrupted run); a round a kill interrupted is replayed when it comes due, its stored queries
+answered rather than asked again (:mod:`pbrl.feedback`); a store that is not the checkpoint's is refused
+unless ``force`` (:func:`~pbrl.experiments.checkpoint.check_store`); rows of ``metrics.jsonl`` after the
+checkpoint's step are dropped, as those steps run again.
 """
 
 from __future__ import annotations
@@ -45,12 +49,12 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl import envs
 from pbrl.agents.callback import CheckpointCallback, EvaluationCallback, FeedbackCallback, LoggingCallback, ProgressCallback
 from pbrl.agents.evaluation import Evaluator, PolicyAgent, Predictor
 from pbrl.agents.preference_env import PreferenceVecEnv
+from pbrl.agents.vec_env import make_vec_env
 from pbrl.datasets import OfflinePreferenceData
 from pbrl.experiments.checkpoint import atomic_checkpoint, check_store, latest_checkpoint, store_identity
 from pbrl.experiments.config import ConfigError, TrainConfig, budget_warnings, save_yaml
@@ -59,6 +63,7 @@ from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.ipl import IPL, Replay
 from pbrl.metrics import preference_accuracy
+from pbrl.query.qpa import hybrid_replay_window
 from pbrl.registry import AGENTS, LEARNERS, TEACHERS, BuildContext
 from pbrl.rollout import Rollout
 from pbrl.run_log import MetricsLog
@@ -122,6 +127,7 @@ class Runner:
         return BuildContext(
             cfg.env, env.observation_space.shape[0], env.action_space.shape[0], envs.episode_limit(env), cfg.seed,
             (cfg.feedback or FeedbackConfig()).segment_length, cfg.feedback.budget if cfg.feedback else None,
+            hybrid_replay_window(cfg.query, envs.episode_limit(env)) if cfg.query is not None else None,
         )
 
     def build_learner(self, ctx: BuildContext) -> PreferenceLearner | None:
@@ -209,8 +215,10 @@ class SB3Engine:
         cfg, self.runner = runner.config, runner
         n_envs = getattr(cfg.agent, "n_envs", 1)  # an agent section's n_envs (PPO) sets the parallel envs
         make = lambda seed: lambda: envs.make(cfg.env, seed=seed, max_episode_steps=cfg.max_episode_steps)  # noqa: E731
-        venv = DummyVecEnv([make(cfg.seed + i) for i in range(n_envs)])
-        ctx = runner.context(venv.envs[0])
+        probe = make(cfg.seed)()  # the shapes and time limit, read in-process (a SubprocVecEnv has no .envs)
+        ctx = runner.context(probe)
+        probe.close()
+        venv = make_vec_env([make(cfg.seed + i) for i in range(n_envs)])
         self.learner = runner.build_learner(ctx)
         self.feedback = Feedback(runner, self.learner, ctx, n_envs)
         self.loop, self.store, self.log = self.feedback.loop, self.feedback.store, self.feedback.log
@@ -222,6 +230,8 @@ class SB3Engine:
         self.model.set_logger(configure(str(runner.run_dir / "logs"), ["csv", "tensorboard"]))
         runner.logger = self.model.logger
         self.hooks = self.agent.hooks(self.model)
+        if self.loop is not None and hasattr(self.hooks, "asked"):  # QPA: hybrid replay until the budget is spent
+            self.hooks.asked = lambda: self.loop.asked
         if runner.resumed is not None:
             self.pref_env.episode_returns.extend(runner.resumed["episode_returns"])
             self.pref_env.episode_successes.extend(runner.resumed["episode_successes"])
