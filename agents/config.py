@@ -29,28 +29,40 @@ class SACConfig:
     """Initial entropy temperature α (learned; B-Pref init_temperature)."""
     gradient_steps: int = 1
     """Gradient steps per env step."""
+    target_update_interval: int = 1
+    """Gradient steps between soft target-critic updates (SB3's target_update_interval; B-Pref critic_target_update_frequency = 2, config/agent/sac.yaml L21)."""
     unsupervised_pretraining: bool = True
     """PEBBLE: explore with the state-entropy reward from learning_starts until the first query."""
     state_entropy_k: int = 5
     """k of the k-NN state-entropy estimate (B-Pref topK)."""
+    state_entropy_on: str = "obs"
+    """State the state-entropy reward scores: 'obs' = s_t (B-Pref agent/sac.py L170), 'next_obs' = s_{t+1} (pbrl's former default)."""
     reset_critic: bool = True
-    """PEBBLE: re-initialise the critic after pre-training, before the first learned-reward update."""
+    """PEBBLE: re-initialise the critic at the first learned-reward update, whether or not pre-training ran (B-Pref train_PEBBLE.py L248); False keeps it."""
     reset_update: int = 100
     """Gradient steps right after the critic reset (B-Pref reset_update); learner.mode=greedy: actor steps on the first Â."""
     device: str = "cpu"
     """Torch device of the agent ('cpu', 'cuda', 'auto' = cuda if available); small MLPs are fastest on one CPU thread."""
     recent_fraction: float | None = None
     """QPA hybrid experience replay: share ω of each batch drawn from the last recent_window transitions (QPA: 0.5); None = 0.5 with query.strategy=qpa, else 0 (uniform replay)."""
-    recent_window: int = 10_000
-    """Hybrid replay: transitions that count as recent (QPA: the last N = 10 episodes of 1000 steps)."""
+    recent_window: int | None = None
+    """Hybrid replay: transitions (per env) that count as recent; None = the QPA query window, query.qpa_episodes × episode length (QPA's one N for both, train_QPA.py L259)."""
+    precision: str = "float32"
+    """agent.impl=fast only: 'float32', or 'bfloat16' (opt-in, changes the numbers): the losses' matrix products in bf16 under autocast; parameters and Adam stay float32."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.buffer_size < 1 or self.learning_starts < 0:
             raise ValueError("agent.batch_size and agent.buffer_size must be ≥ 1 and agent.learning_starts ≥ 0")
         if self.recent_fraction is not None and not 0.0 <= self.recent_fraction <= 1.0:
             raise ValueError(f"agent.recent_fraction must be in [0, 1] or None, got {self.recent_fraction}")
-        if self.recent_window < 1:
-            raise ValueError(f"agent.recent_window must be ≥ 1, got {self.recent_window}")
+        if self.recent_window is not None and self.recent_window < 1:
+            raise ValueError(f"agent.recent_window must be ≥ 1 or None, got {self.recent_window}")
+        if self.target_update_interval < 1:
+            raise ValueError(f"agent.target_update_interval must be ≥ 1, got {self.target_update_interval}")
+        if self.state_entropy_on not in ("obs", "next_obs"):
+            raise ValueError(f"agent.state_entropy_on must be 'obs' or 'next_obs', got {self.state_entropy_on!r}")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"agent.precision must be 'float32' or 'bfloat16', got {self.precision!r}")
 
 
 @dataclass(frozen=True)

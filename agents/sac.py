@@ -6,12 +6,18 @@ PEBBLE (Lee, Smith & Abbeel, 2021) = SAC + unsupervised pre-training + relabelin
 2. unsupervised pre-training with the state-entropy reward until the first query;
 3. at the first feedback round: relabel the buffer with the learned reward, re-initialise
    the critic (its values were fit to the intrinsic reward), and take ``reset_update``
-   gradient steps;
+   gradient steps — also when no pre-training ran, as B-Pref (``train_PEBBLE.py`` L224–255
+   resets unconditionally at ``num_seed_steps + num_unsup_steps``);
 4. after every later round: relabel the whole buffer.
+
+With QPA's hybrid replay (``agent.recent_fraction > 0``) the recent share comes from the
+query window (:func:`pbrl.query.qpa.hybrid_replay_window`) and switches off once the query
+budget is spent (:func:`pbrl.query.qpa.hybrid_replay_fraction`; QPA ``train_QPA.py`` L258–262).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +32,7 @@ from pbrl.agents.replay import PreferenceReplayBuffer
 from pbrl.agents.state_entropy import StateEntropyReward
 from pbrl.learners.advantage import AdvantageLearner
 from pbrl.learners.base import PreferenceLearner, RewardLearner
+from pbrl.query.qpa import hybrid_replay_fraction
 from pbrl.registry import SAC_IMPLS, BuildContext
 
 
@@ -43,6 +50,7 @@ def make_sac(
         tau=config.tau,
         gamma=config.gamma,
         gradient_steps=config.gradient_steps,
+        target_update_interval=config.target_update_interval,
         ent_coef=f"auto_{config.init_temperature}",
         replay_buffer_class=PreferenceReplayBuffer,
         policy_kwargs={"net_arch": list(config.hidden_sizes)},
@@ -51,9 +59,16 @@ def make_sac(
         device=config.device,
         verbose=0,
     )
+    if config.precision != "float32":
+        if not hasattr(model, "precision"):
+            raise ValueError(f"agent.precision={config.precision!r} needs agent.impl=fast (FastSAC); {type(model).__name__} trains in float32")
+        model.precision = config.precision
     if config.unsupervised_pretraining:
-        model.replay_buffer.intrinsic = StateEntropyReward(config.state_entropy_k)
-    model.replay_buffer.configure_hybrid_replay(config.recent_fraction, config.recent_window)
+        model.replay_buffer.intrinsic = StateEntropyReward(config.state_entropy_k, on=config.state_entropy_on)
+    if config.recent_fraction:
+        if config.recent_window is None:
+            raise ValueError("hybrid replay (agent.recent_fraction > 0) needs agent.recent_window (SACAgent ties it to the query window)")
+        model.replay_buffer.configure_hybrid_replay(config.recent_fraction, config.recent_window)
     return model
 
 
@@ -69,16 +84,25 @@ def reset_critic(model: SAC) -> None:
 
 
 class SACFeedbackHooks:
-    """What SAC does after a feedback round (PEBBLE steps 3 and 4)."""
+    """What SAC does after a feedback round (PEBBLE steps 3 and 4, QPA's hybrid replay after the budget)."""
 
-    def __init__(self, model: SAC, config: SACConfig) -> None:
-        self.model, self.config = model, config
+    def __init__(self, model: SAC, config: SACConfig, budget: int | None = None) -> None:
+        self.model, self.config, self.budget = model, config, budget
+        self.asked: Callable[[], int] | None = None
+        """Queries asked so far (the run's ``FeedbackLoop.asked``, set by the engine): QPA's hybrid
+        replay returns to uniform once it reaches ``budget``."""
 
     def after_round(self, learner: PreferenceLearner) -> None:
+        buffer: PreferenceReplayBuffer = self.model.replay_buffer
+        if buffer.recent_fraction and self.asked is not None and self.budget is not None:
+            fraction = hybrid_replay_fraction(buffer.recent_fraction, self.asked(), self.budget)
+            buffer.configure_hybrid_replay(fraction, buffer.recent_window)
         if not isinstance(learner, RewardLearner):
             return
-        buffer: PreferenceReplayBuffer = self.model.replay_buffer
-        first = buffer.intrinsic is not None
+        # B-Pref resets at the first reward update whether or not pre-training ran; the flag lives on the
+        # model, so it is saved with it and a resumed run does not reset again.
+        first = not getattr(self.model, "pebble_critic_reset_done", False)
+        self.model.pebble_critic_reset_done = True
         buffer.intrinsic = None
         buffer.relabel(learner)
         if first and self.config.reset_critic:
@@ -101,7 +125,9 @@ class SACAgent:
     n_envs = 1
 
     def __init__(self, config: SACConfig, ctx: BuildContext) -> None:
-        self.config, self.seed = config, ctx.seed
+        if config.recent_window is None:  # QPA: one N for the query window and the hybrid replay window
+            config = replace(config, recent_window=ctx.hybrid_replay_window or ctx.episode_length)
+        self.config, self.seed, self.budget = config, ctx.seed, ctx.budget
 
     def wrap(self, env: VecEnv, checkpoint: Path | None) -> VecEnv:
         return env
@@ -133,4 +159,4 @@ class SACAgent:
         model.save_replay_buffer(checkpoint / "replay.pkl")
 
     def hooks(self, model: SAC) -> FeedbackHooks:
-        return GreedyAdvantageHooks(model, self.config) if isinstance(model, GreedyAdvantageSAC) else SACFeedbackHooks(model, self.config)
+        return GreedyAdvantageHooks(model, self.config) if isinstance(model, GreedyAdvantageSAC) else SACFeedbackHooks(model, self.config, self.budget)

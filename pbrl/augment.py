@@ -59,7 +59,7 @@ def qpa_crops(
     rng: np.random.Generator,
     crops: int = QPA_CROPS,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """QPA's augmented minibatch: per-step rewards ``[..., B, S]`` and labels ``[B]`` → cropped returns ``[..., crops·B]`` ×2 and labels ``[crops·B]``.
+    """QPA's augmented minibatch: per-step rewards ``[..., B, S]`` and labels ``[B]`` (or ``[..., B]``) → cropped returns ``[..., crops·B]`` ×2 and labels ``[crops·B]`` (``[..., crops·B]``).
 
     One set of masks serves every leading index (QPA draws them per member; with its single
     reward net that is the same). Feed the result to the usual Bradley–Terry loss.
@@ -69,4 +69,4 @@ def qpa_crops(
     as_tensor = lambda masks: torch.as_tensor(np.concatenate(masks), device=step_rewards_left.device, dtype=step_rewards_left.dtype)  # noqa: E731
     mask_left, mask_right = as_tensor([m[0] for m in drawn]), as_tensor([m[1] for m in drawn])
     tile = lambda x: x.repeat(*([1] * (x.dim() - 2)), crops, 1)  # noqa: E731  [..., B, S] → [..., crops·B, S], crop-major
-    return (tile(step_rewards_left) * mask_left).sum(-1), (tile(step_rewards_right) * mask_right).sum(-1), labels.repeat(crops)
+    return (tile(step_rewards_left) * mask_left).sum(-1), (tile(step_rewards_right) * mask_right).sum(-1), labels.repeat(*([1] * (labels.dim() - 1)), crops)

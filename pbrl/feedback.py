@@ -136,7 +136,7 @@ class FeedbackLoop:
         cfg, started = self.config, time.perf_counter()
         n = min(cfg.per_round, cfg.budget - self.asked)
         if isinstance(self.teacher, Teacher):
-            self.teacher.calibrate(self._mean_segment_return(recent_returns))
+            self.teacher.calibrate(self._mean_segment_return(recent_returns), self.round_index)
         if self._stored_round():
             return self._finish(step, started, *self._replay(), select_time=0.0)
 

@@ -48,6 +48,8 @@ class BuildContext:
     """Steps per queried segment (``feedback.segment_length``)."""
     budget: int | None = None
     """The run's query budget (``feedback.budget``; None offline)."""
+    hybrid_replay_window: int | None = None
+    """Rows (per env) of QPA's hybrid replay window, tied to the query window (:func:`pbrl.query.qpa.hybrid_replay_window`; None without queries)."""
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,13 @@ def test_every_builtin_strategy_runs_in_the_training_loop(tmp_path, strategy):
     assert trainer.loop.strategy is not None and trainer.config.query.strategy == strategy
 
 
-def test_qpa_run_samples_sac_batches_with_hybrid_replay(tmp_path):
-    trainer = tiny_run(tmp_path, "qpa")
+def test_qpa_run_samples_sac_batches_with_hybrid_replay_until_the_budget_is_spent(tmp_path):
+    """QPA (train_QPA.py L258–262): hybrid replay from the query window while feedback is left, then uniform."""
+    trainer = tiny_run(tmp_path / "open", "qpa", "feedback.budget=100", "query.qpa_episodes=3")
     buffer = trainer.model.replay_buffer
-    assert buffer.recent_fraction == 0.5 and buffer.recent_window == trainer.config.agent.recent_window
+    assert buffer.recent_fraction == 0.5 and buffer.recent_window == 3 * 100  # qpa_episodes × episode length
+    trainer = tiny_run(tmp_path / "spent", "qpa")  # budget 12 spent in three rounds
+    assert trainer.model.replay_buffer.recent_fraction == 0.0
 
 
 # ----------------------------------------------------------------------------- the loop, without an agent

@@ -13,7 +13,9 @@ target, B-Pref's ``train_soft_reward``):
 
 As in B-Pref, each member walks the data in its own random order (bootstrap-free
 diversity), one "epoch" is a pass over all labels in minibatches of 128, a round runs
-up to ``max_epochs`` epochs and stops early once the mean training accuracy exceeds 97%.
+up to ``max_epochs`` epochs and stops early once the mean training accuracy exceeds 97%
+(½ labels count as correct iff ``R̂¹ ≥ R̂²``, as B-Pref counts them). ``label_margin`` is
+B-Pref's label smoothing; ``augment="qpa"`` QPA's 20 temporal crops per pair.
 The agent's reward is the ensemble mean ``r̂(s, a) = (1/E) Σ_e r̂_e(s, a)``.
 
 Steps in the absorbing state after a true termination (:attr:`Segments.absorbing` ``z_t``,
@@ -50,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pbrl.augment import QPA_CROPS, qpa_crops
 from pbrl.learners.base import RewardLearner
 from pbrl.learners.ensemble import EnsembleMLP
 from pbrl.segments import PreferenceDataset, Segments
@@ -58,6 +61,31 @@ from pbrl.segments import PreferenceDataset, Segments
 def bradley_terry_loss(return_left: torch.Tensor, return_right: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-pair BT cross-entropy ``−[y log σ(R¹−R²) + (1−y) log σ(R²−R¹)]`` (same shape as inputs)."""
     return F.binary_cross_entropy_with_logits(return_left - return_right, labels, reduction="none")
+
+
+def smoothed_labels(labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """B-Pref's label smoothing (``train_soft_reward``, BPref ``reward_model.py`` L699–704): the chosen
+    side's target ``1 − m``, the other's ``m``; ½ labels stay ½."""
+    if margin == 0.0:
+        return labels
+    return torch.where(labels == 0.5, labels, labels * (1.0 - 2.0 * margin) + margin)
+
+
+def training_correct(
+    r_left: torch.Tensor, r_right: torch.Tensor, labels: torch.Tensor, exclude_equal: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correct predictions and labels counted, for the early-stop accuracy.
+
+    B-Pref (``train_soft_reward`` L699–711) predicts σ¹ iff ``R̂¹ ≥ R̂²`` (``torch.max`` takes the
+    first index on ties) and turns a ½ label into "σ¹", so a ½ label is correct iff ``R̂¹ ≥ R̂²``.
+    ``exclude_equal``: ½ labels are neither correct nor counted.
+    """
+    says_left = r_left >= r_right
+    hard = labels != 0.5
+    correct = torch.where(hard, says_left.float() == labels, says_left)
+    if exclude_equal:
+        return (correct & hard).sum(), hard.sum()
+    return correct.sum(), torch.tensor(float(labels.numel()), device=labels.device)
 
 
 class SegmentTensors(NamedTuple):
@@ -85,6 +113,14 @@ class BTEnsembleConfig:
     """Passes over all labels per round (B-Pref reward_update)."""
     stop_accuracy: float = 0.97
     """Stop a round early once mean training accuracy exceeds this."""
+    label_margin: float = 0.0
+    """Label smoothing m (B-Pref label_margin, config/train_PEBBLE.yaml L22): the chosen side's target is 1 − m, the other's m; ½ labels stay ½. In [0, ½)."""
+    accuracy_excludes_equal: bool = False
+    """False (B-Pref's train_soft_reward L707–711): a ½ label counts as correct iff R̂¹ ≥ R̂². True: the early-stop accuracy is over decided labels only, so it reflects what the labels can teach."""
+    augment: str = "none"
+    """'none', or 'qpa': QPA's data augmentation, every pair trained as 20 temporal crops of S−15…S−5 steps with its label (huxiao09/QPA reward_model.py train_reward_iter; pbrl.augment.qpa_crops)."""
+    train_precision: str = "float32"
+    """'float32', or 'bfloat16' (opt-in, changes the numbers): training forwards' matrix products in bf16 under autocast (EnsembleMLP.train_autocast); parameters, Adam and inference stay float32."""
     device: str = "cpu"
     """Torch device of the reward model ('cpu', 'cuda', 'auto')."""
 
@@ -93,6 +129,12 @@ class BTEnsembleConfig:
             raise ValueError(f"learner.ensemble_size must be ≥ 1, got {self.ensemble_size}")
         if self.batch_size < 1 or self.max_epochs < 1:
             raise ValueError("learner.batch_size and learner.max_epochs must be ≥ 1")
+        if not 0.0 <= self.label_margin < 0.5:
+            raise ValueError(f"learner.label_margin must be in [0, 0.5), got {self.label_margin}")
+        if self.augment not in ("none", "qpa"):
+            raise ValueError(f"learner.augment must be 'none' or 'qpa', got {self.augment!r}")
+        if self.train_precision not in ("float32", "bfloat16"):
+            raise ValueError(f"learner.train_precision must be 'float32' or 'bfloat16', got {self.train_precision!r}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -112,6 +154,12 @@ class BTEnsemble(RewardLearner):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net = self._make_net().to(self.device)
+        if config.train_precision == "bfloat16":
+            if not isinstance(self.net, EnsembleMLP):
+                raise ValueError(f"learner.train_precision='bfloat16' needs an EnsembleMLP reward net, {type(self).__name__} has {type(self.net).__name__}")
+            self.net.train_autocast = "bfloat16"
+        self.crop_rng = np.random.default_rng(seed)
+        """Draws of QPA's crops (``augment='qpa'``)."""
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
 
     def _make_net(self) -> torch.nn.Module:
@@ -228,7 +276,13 @@ class BTEnsemble(RewardLearner):
         of both sides. ``weights`` are this minibatch's pair weights ``[E, b]`` (None: all 1)."""
         steps_left, steps_right = self._member_step_rewards(left, index), self._member_step_rewards(right, index)
         r_left, r_right = steps_left.sum(dim=-1), steps_right.sum(dim=-1)
-        per_pair = bradley_terry_loss(r_left, r_right, labels)
+        targets = smoothed_labels(labels, self.config.label_margin)
+        if self.config.augment == "qpa":
+            crop_left, crop_right, targets = qpa_crops(steps_left, steps_right, targets, self.crop_rng)
+            per_pair = bradley_terry_loss(crop_left, crop_right, targets)
+            weights = None if weights is None else weights.repeat(1, QPA_CROPS)
+        else:
+            per_pair = bradley_terry_loss(r_left, r_right, targets)
         loss = (per_pair if weights is None else per_pair * weights).mean(dim=1)
         extra = self.extra_loss(steps_left, steps_right, index, context)
         return (loss if extra is None else loss + extra).sum(), r_left, r_right
@@ -260,9 +314,9 @@ class BTEnsemble(RewardLearner):
                 loss.backward()
                 self.optimizer.step()
                 with torch.no_grad():
-                    hard = y != 0.5
-                    correct += (((r_left > r_right).float() == y) & hard).sum()
-                    decided += hard.sum()
+                    c, d = training_correct(r_left, r_right, y, cfg.accuracy_excludes_equal)
+                    correct += c
+                    decided += d
                     total_loss += loss.detach() * index.shape[1]
             accuracy = (correct / decided.clamp(min=1)).item()
             loss_value = (total_loss / n).item()
@@ -276,9 +330,12 @@ class BTEnsemble(RewardLearner):
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "crop_rng": self.crop_rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        if "crop_rng" in state:  # checkpoints written before QPA's crops lack it
+            self.crop_rng.bit_generator.state = state["crop_rng"]

@@ -32,9 +32,9 @@ class Teacher(ABC):
     def label(self, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator) -> np.ndarray:
         """Answer ``len(left)`` queries at once."""
 
-    def calibrate(self, mean_segment_return: float) -> None:
-        """Called before each round with the mean true return of a segment-length slice
-        of the agent's recent episodes; B-Pref's skip and equal thresholds scale with it."""
+    def calibrate(self, mean_segment_return: float, round_index: int = 0) -> None:
+        """Called before each round (``round_index``, 0 = the first) with the mean true return of a
+        segment-length slice of the agent's recent episodes; B-Pref's skip and equal thresholds scale with it."""
 
 
 class QueuedTeacher(ABC):

@@ -15,8 +15,11 @@ It answers from the segments' true rewards, with five knobs that imitate how peo
   ``eps_equal × mean segment return``.
 
 The thresholds follow B-Pref: the mean segment return is ``segment_length / episode
-length × mean true return of the last 10 episodes``, re-set before every round. (B-Pref's
-code multiplies by ε twice after the first round; pbrl applies the paper's definition.)
+length × mean true return of the last 10 episodes``, re-set before every round: ``ε × m``
+in every round by default (the paper's definition, ``threshold_rule="paper"``). B-Pref's
+PEBBLE code (and QPA's) multiplies by ε twice from the second round on, ``ε² × m``
+(``threshold_rule="bpref-code"``): the published B-Pref numbers of the skip and equal
+teachers came from that code.
 Order of operations as in B-Pref: skip, then Boltzmann/rational choice, mistake flip,
 and the equal override last.
 """
@@ -60,8 +63,12 @@ class SyntheticTeacherConfig:
     """Skip when both returns are below eps_skip × mean segment return (None = the preset's)."""
     eps_equal: float | None = None
     """Label ½ when returns differ by less than eps_equal × mean segment return (None = the preset's)."""
+    threshold_rule: str = "paper"
+    """'paper': skip/equal thresholds ε × m in every round (B-Pref's paper). 'bpref-code': ε × m in the first round, ε² × m from the second (B-Pref train_PEBBLE.py L275–276 with the setters reward_model.py L152–156 multiply by ε twice; QPA train_QPA.py L246–247 too), the code behind the published skip/equal numbers."""
 
     def __post_init__(self) -> None:
+        if self.threshold_rule not in ("paper", "bpref-code"):
+            raise ValueError(f"teacher.threshold_rule must be 'paper' or 'bpref-code', got {self.threshold_rule!r}")
         if self.preset not in PRESET_NAMES:
             raise ValueError(f"teacher.preset={self.preset!r} is unknown; choose one of {sorted(PRESET_NAMES)}")
         knobs = self.resolved()
@@ -107,9 +114,11 @@ class SyntheticTeacher(Teacher):
         self.skip_threshold = 0.0
         self.equal_threshold = 0.0
 
-    def calibrate(self, mean_segment_return: float) -> None:
-        self.skip_threshold = self.config.eps_skip * mean_segment_return
-        self.equal_threshold = self.config.eps_equal * mean_segment_return
+    def calibrate(self, mean_segment_return: float, round_index: int = 0) -> None:
+        cfg = self.config
+        twice = cfg.threshold_rule == "bpref-code" and round_index > 0
+        self.skip_threshold = cfg.eps_skip * (cfg.eps_skip if twice else 1.0) * mean_segment_return
+        self.equal_threshold = cfg.eps_equal * (cfg.eps_equal if twice else 1.0) * mean_segment_return
 
     def label(self, left: SegmentBatch, right: SegmentBatch, rng: np.random.Generator) -> np.ndarray:
         return self.label_rewards(left.truth.rewards, right.truth.rewards, rng)
