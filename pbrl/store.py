@@ -18,7 +18,9 @@ Label convention everywhere in pbrl: ``label = P[left ≻ right]`` — 1.0 left 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -121,6 +123,9 @@ class PreferenceStore:
         self.path = str(path)
         self.engine = make_engine(self.path)
         self.sqlite = self.engine.dialect.name == "sqlite"
+        # SQLite takes one writer at a time: this process's writers (annotators' requests) queue on a lock that
+        # wakes the next one at once, rather than on SQLite's busy handler, which polls with sleeps of up to 100 ms
+        self._writer = threading.RLock() if self.sqlite else contextlib.nullcontext()
         if "://" in self.path:
             self.path = self.engine.url.render_as_string(hide_password=True)
         kind = "SQLite" if self.sqlite else self.engine.dialect.name
@@ -152,7 +157,7 @@ class PreferenceStore:
         """A write transaction, committed (durably) on exit; concurrent writers wait their turn (a
         :class:`StoreLockedError` once the busy timeout has passed)."""
         try:
-            with self.engine.connect() as connection:
+            with self._writer, self.engine.connect() as connection:
                 connection.execution_options(pbrl_write=True)
                 with connection.begin():
                     yield connection
