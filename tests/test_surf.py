@@ -62,13 +62,15 @@ def test_pseudo_labels_match_reference() -> None:
         assert 0 < mask.sum() < len(mask)
 
 
-def test_minibatch_loss_matches_reference() -> None:
-    """One member: labeled cropped CE + λ_u · masked cropped CE on pseudo-labels, restated step by step."""
+@pytest.mark.parametrize("label_margin", [0.0, 0.1])
+def test_minibatch_loss_matches_reference(label_margin: float) -> None:
+    """One member: labeled cropped CE (``semi_train_reward``; with a label margin ``semi_train_soft_reward``'s
+    smoothed targets) + λ_u · masked cropped CE on pseudo-labels, restated step by step."""
     torch.manual_seed(0)
     S, w, c, b, mu, lam, tau = 12, 2, 3, 6, 2, 0.7, 0.6
     log = filled_log(400, episode_length=100)
     cfg = SURFConfig(threshold=tau, unlabeled_ratio=mu, unlabeled_weight=lam, window=w, crop_range=c, pool_ratio=5)
-    learner = SURF(3, 2, BTEnsembleConfig(ensemble_size=1, hidden_sizes=(16,), max_epochs=1), cfg, seed=0)
+    learner = SURF(3, 2, BTEnsembleConfig(ensemble_size=1, hidden_sizes=(16,), max_epochs=1, label_margin=label_margin), cfg, seed=0)
     rng = np.random.default_rng(1)
     left, right = (log.sample_segments(b, S, rng).segments for _ in range(2))
     u_left, u_right = (log.sample_segments(40, S, rng).segments for _ in range(2))
@@ -94,7 +96,11 @@ def test_minibatch_loss_matches_reference() -> None:
     r_hat1, r_hat2 = r_hat_member(left), r_hat_member(right)
     mask_1, mask_2 = (torch.as_tensor(m, dtype=torch.float32)[..., None] for m in reference_cropping_mask(b, S, S - 2 * w, c, draws.integers))
     r_hat = torch.cat([(mask_1 * r_hat1).sum(axis=1), (mask_2 * r_hat2).sum(axis=1)], axis=-1)
-    curr_loss = ce(r_hat, ref_labels)
+    if label_margin > 0:  # semi_train_soft_reward: one-hot · (1 − 2m) + m, softXEnt_loss
+        target_onehot = torch.zeros_like(r_hat).scatter(1, ref_labels.unsqueeze(1), 1 - 2 * label_margin) + label_margin
+        curr_loss = torch.mean(torch.sum(-target_onehot * torch.log_softmax(r_hat, dim=1), dim=1))
+    else:
+        curr_loss = ce(r_hat, ref_labels)
     u_r_hat1, u_r_hat2 = r_hat_member(u_left[u_idx]), r_hat_member(u_right[u_idx])
     with torch.no_grad():
         mask, pseudo = reference_pseudo_labels(u_r_hat1[:, w:-w].sum(axis=1), u_r_hat2[:, w:-w].sum(axis=1), tau)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, training_correct
 from pbrl.segments import PreferenceDataset
 from pbrl.transitions import TransitionView
 
@@ -215,9 +215,9 @@ class RIME(BTEnsemble):
             loss.backward()
             self.optimizer.step()
             with torch.no_grad():
-                hard = y != 0.5
-                correct += (((r_left > r_right).float() == y) & hard).sum().item()
-                decided += hard.sum().item()
+                c, d = training_correct(r_left, r_right, y, self.config.accuracy_excludes_equal)
+                correct += c.item()
+                decided += d.item()
                 total += loss.item() * index.shape[1]
         return correct / max(decided, 1.0), total / n
 

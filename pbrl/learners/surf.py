@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from pbrl.augment import crop_masks
-from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss
+from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, bradley_terry_loss, smoothed_labels
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionView
 
@@ -105,6 +105,8 @@ class SURF(BTEnsemble):
     """PEBBLE's ensemble trained with SURF's pseudo-labels and temporal cropping (module docstring)."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: BTEnsembleConfig = BTEnsembleConfig(), surf: SURFConfig = SURFConfig(), seed: int = 0) -> None:
+        if config.augment != "none":
+            raise ValueError(f"learner.augment={config.augment!r}: SURF crops segments its own way (window, crop_range); leave augment='none'")
         super().__init__(obs_dim, act_dim, config, seed)
         self.surf = surf
         self.rng = np.random.default_rng(seed)
@@ -174,7 +176,7 @@ class SURF(BTEnsemble):
         mask_left, mask_right = self._crop(tuple(index.shape), length)
         r_left = (self._member_step_rewards(left, index) * mask_left).sum(dim=-1)
         r_right = (self._member_step_rewards(right, index) * mask_right).sum(dim=-1)
-        per_pair = bradley_terry_loss(r_left, r_right, labels)
+        per_pair = bradley_terry_loss(r_left, r_right, smoothed_labels(labels, self.config.label_margin))  # semi_train_soft_reward's targets
         loss = (per_pair if weights is None else per_pair * weights).mean(dim=1).sum()
         if context is not None:
             loss = loss + self.surf.unlabeled_weight * self._unlabeled_loss(context, index.shape[1] * self.surf.unlabeled_ratio)
