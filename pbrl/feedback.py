@@ -109,6 +109,7 @@ class FeedbackLoop:
         self.rng = rng
         self.strategy = make_strategy(query.strategy)
         self.round_index = 0  # rounds already in the store are replayed when due (see the module docstring)
+        self.stored_rounds = store.last_round() + 1  # rounds asked before this process (only this loop asks more)
         self.next_round_step = config.first_query_step
         self.trained = False
 
@@ -123,7 +124,8 @@ class FeedbackLoop:
         return step >= self.next_round_step and (self.asked < self.config.budget or self._stored_round())
 
     def _stored_round(self) -> bool:
-        return self.store.last_round() >= self.round_index
+        """Whether the round due next was asked before a kill (read once: no query per env step)."""
+        return self.round_index < self.stored_rounds
 
     def _mean_segment_return(self, recent_returns: list[float]) -> float:
         if not recent_returns:
