@@ -47,6 +47,10 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+INITS = ("torch", "orthogonal")
+"""Weight initialisations of :func:`mlp`."""
+
+
 def activation(name: str) -> nn.Module:
     """A fresh activation module by name (one of :data:`ACTIVATIONS`)."""
     if name not in ACTIVATIONS:
@@ -63,15 +67,21 @@ def mlp(
     output_activation: str | None = None,
     dropout: float = 0.0,
     members: int | None = None,
+    init: str = "torch",
 ) -> nn.Sequential:
     """``Linear → activation (→ Dropout)`` per hidden width, then ``Linear`` (→ output activation).
 
     ``members=None`` uses ``nn.Linear``; ``members=E`` uses :class:`BatchedLinear` (``E``
     MLPs on ``[E, N, in]``). Layers are created in order, so a seeded build is reproducible
     and the state-dict keys are the layer indices of one flat ``nn.Sequential``.
+    ``init="orthogonal"``: every weight matrix (each member's separately) ``orthogonal_(gain=1)``
+    and every bias 0, output layer included (jhejna/cpl and jhejna/inverse-preference-learning
+    ``research/networks/mlp.py`` ``weight_init``, their ``ortho_init: True``); ``"torch"``: PyTorch's default.
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"mlp dropout must be in [0, 1), got {dropout}")
+    if init not in INITS:
+        raise ValueError(f"mlp init must be one of {INITS}, got {init!r}")
     linear = (lambda a, b: nn.Linear(a, b)) if members is None else (lambda a, b: BatchedLinear(members, a, b))  # noqa: E731
     layers: list[nn.Module] = []
     for width in hidden:
@@ -82,4 +92,10 @@ def mlp(
     layers.append(linear(in_features, out_features))
     if output_activation is not None:
         layers.append(activation(output_activation))
+    if init == "orthogonal":
+        for layer in layers:
+            if isinstance(layer, (nn.Linear, BatchedLinear)):
+                for matrix in layer.weight.data.reshape(-1, *layer.weight.shape[-2:]):  # one per member
+                    nn.init.orthogonal_(matrix, gain=1.0)
+                nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)

@@ -35,7 +35,7 @@ def test_preference_loss_averages_over_critics():
     assert preference.item() == pytest.approx((math.log1p(math.exp(-1)) + math.log1p(math.exp(-3))) / 2)
 
 
-FAST = IPLConfig(hidden_sizes=(32,), batch_size=16, steps_per_update=200, lr=3e-3)
+FAST = IPLConfig(hidden_sizes=(32,), batch_size=16, steps_per_update=200, lr=3e-3, chi2=0.5, expectile=0.7, target_clipping=True, window=None)  # the gym-locomotion loss knobs, whole toy segments
 
 
 def test_ipl_learns_to_rank_and_act_on_a_toy_problem():

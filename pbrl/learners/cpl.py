@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from pbrl.learners.policies import GaussianPolicy, PairBatch, PolicyLearner, sample_pairs
+from pbrl.nets import INITS
 from pbrl.segments import PreferenceDataset, Segments
 
 BC_DATA = ("all", "preferred")
@@ -63,6 +64,8 @@ class CPLConfig:
     """Hidden widths of the policy MLP."""
     dropout: float = 0.25
     """Dropout after each hidden layer of the policy."""
+    init: str = "orthogonal"
+    """Policy weight init: 'orthogonal' (gain 1, zero bias: the reference's ortho_init, research/networks/mlp.py weight_init L13–22) or 'torch' (PyTorch's default, pbrl's former)."""
     steps_per_update: int = 1_000
     """Gradient steps per update() call (offline: per evaluation interval; online: per feedback round)."""
     device: str = "cpu"
@@ -75,6 +78,8 @@ class CPLConfig:
             raise ValueError(f"learner.discount must be in (0, 1], got {self.discount}")
         if self.alpha <= 0:
             raise ValueError(f"learner.alpha must be > 0, got {self.alpha}")
+        if self.init not in INITS:
+            raise ValueError(f"learner.init must be one of {INITS}, got {self.init!r}")
         if self.bc_data not in BC_DATA:
             raise ValueError(f"learner.bc_data={self.bc_data!r} is unknown; choose one of {list(BC_DATA)}")
         if self.batch_size < 1 or self.steps_per_update < 1 or self.bc_steps < 0 or self.warmup_steps < 0:
@@ -128,13 +133,15 @@ class CPL(PolicyLearner):
         self._make_optimizer(warmup=0)
 
     def build_networks(self, obs_dim: int, act_dim: int) -> None:
-        self.policy = GaussianPolicy(obs_dim, act_dim, self.config.hidden_sizes, self.config.dropout).to(self.device)
+        cfg = self.config
+        self.policy = GaussianPolicy(obs_dim, act_dim, cfg.hidden_sizes, cfg.dropout, init=cfg.init).to(self.device)
 
     def _make_optimizer(self, warmup: int) -> None:
         self._warmup = warmup
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.lr)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda k: min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0
+            # the reference's linear_warmup (research/utils/schedules.py L15–19): LambdaLR's k starts at 0, so lr 0 on the first step
+            self.optimizer, lambda k: min(1.0, k / warmup) if warmup > 0 else 1.0
         )
 
     def _log_probs(self, batch: PairBatch) -> torch.Tensor:

@@ -43,41 +43,44 @@ import torch.nn.functional as F
 from torch import nn
 
 from pbrl.learners.policies import GaussianPolicy, PairBatch, PolicyLearner, sample_pairs
-from pbrl.nets import mlp
+from pbrl.nets import INITS, mlp
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionView
 
 
 @dataclass(frozen=True)
 class IPLConfig:
-    """IPL with IQL policy extraction (defaults: jhejna/inverse-preference-learning's IPL_IQL configs)."""
+    """IPL with IQL policy extraction (defaults: jhejna/inverse-preference-learning ``configs/metaworld/ipl_iql.yaml``,
+    one coherent set; the gym-locomotion set is ``experiments/configs/ipl_gym.yaml``)."""
 
     discount: float = 0.99
     """γ of the implicit reward Q(s,a) − γ V(s')."""
-    chi2: float = 0.5
-    """λ_χ²: weight of the χ² regulariser E[r_Q²] on the implicit reward."""
-    expectile: float = 0.7
-    """Expectile τ of the value function V (IQL)."""
+    chi2: float = 3.0
+    """λ_χ²: weight of the χ² regulariser E[r_Q²] on the implicit reward (MetaWorld chi2_coeff 3; gym locomotion 0.5)."""
+    expectile: float = 0.75
+    """Expectile τ of the value function V (IQL; MetaWorld 0.75, gym locomotion 0.7)."""
     beta: float = 1 / 3
     """Temperature β of the advantage weights exp(A / β) (IQL's inverse temperature 3)."""
     clip_weight: float = 100.0
     """Upper clip of the advantage weights."""
     polyak: float = 0.005
     """Polyak rate ρ of the target critic, Q̄ ← (1 − ρ) Q̄ + ρ Q (the reference's ``tau``; not the expectile τ)."""
-    target_clipping: bool = True
-    """Clamp V(s') to ±1 / (λ_χ² (1 − γ)) inside the implicit reward."""
+    target_clipping: bool = False
+    """Clamp V(s') to ±1 / (λ_χ² (1 − γ)) inside the implicit reward (MetaWorld False, gym locomotion True)."""
     lr: float = 3e-4
     """Adam learning rate of actor, critics and value."""
     batch_size: int = 16
-    """Labeled pairs per minibatch."""
-    window: int | None = None
-    """Cut each segment to a random window of this many steps (None = whole segments)."""
+    """Labeled pairs per minibatch (MetaWorld 16, gym locomotion 8)."""
+    window: int | None = 16
+    """Cut each segment to a random window of this many steps (None = whole segments; the reference's subsample_size: MetaWorld 16 of 25, gym locomotion 64 of 100)."""
     replay_batch_size: int = 0
     """Unlabeled transitions per minibatch when replay data is available (0 = labeled segments only)."""
     replay_weight: float = 0.5
     """Weight of the replay part of the χ², value and policy losses (the rest: the labeled segments)."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Hidden widths of actor, critics and value MLPs."""
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    """Hidden widths of actor, critics and value MLPs (MetaWorld 3×256, gym locomotion 2×256)."""
+    init: str = "orthogonal"
+    """Weight init of actor, critics and value: 'orthogonal' (gain 1, zero bias: the reference's ortho_init) or 'torch' (PyTorch's default, pbrl's former)."""
     steps_per_update: int = 1_000
     """Gradient steps per update() call."""
     device: str = "cpu"
@@ -92,6 +95,8 @@ class IPLConfig:
             raise ValueError(f"learner.expectile must be in (0, 1), got {self.expectile}")
         if self.chi2 <= 0 or self.beta <= 0:
             raise ValueError("learner.chi2 and learner.beta must be > 0")
+        if self.init not in INITS:
+            raise ValueError(f"learner.init must be one of {INITS}, got {self.init!r}")
         if not 0.0 <= self.replay_weight <= 1.0:
             raise ValueError(f"learner.replay_weight must be in [0, 1], got {self.replay_weight}")
         if self.batch_size < 1 or self.steps_per_update < 1 or self.replay_batch_size < 0:
@@ -146,9 +151,9 @@ class Replay:
 class Critic(nn.Module):
     """An ensemble of ``E`` Q-networks; ``forward`` returns ``[E, ...]``."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], members: int = 2) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], members: int = 2, init: str = "torch") -> None:
         super().__init__()
-        self.members = nn.ModuleList(mlp(obs_dim + act_dim, 1, hidden) for _ in range(members))
+        self.members = nn.ModuleList(mlp(obs_dim + act_dim, 1, hidden, init=init) for _ in range(members))
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, actions], dim=-1)
@@ -171,9 +176,10 @@ class IPL(PolicyLearner):
 
     def build_networks(self, obs_dim: int, act_dim: int) -> None:
         hidden = self.config.hidden_sizes
-        self.policy = GaussianPolicy(obs_dim, act_dim, hidden, learn_std=True).to(self.device)
-        self.critic = Critic(obs_dim, act_dim, hidden).to(self.device)
-        self.value = mlp(obs_dim, 1, hidden).to(self.device)
+        init = self.config.init
+        self.policy = GaussianPolicy(obs_dim, act_dim, hidden, learn_std=True, init=init).to(self.device)
+        self.critic = Critic(obs_dim, act_dim, hidden, init=init).to(self.device)
+        self.value = mlp(obs_dim, 1, hidden, init=init).to(self.device)
 
     def set_replay(self, replay: Replay | None) -> None:
         """Unlabeled transitions for the χ², value and policy losses (used when replay_batch_size > 0)."""

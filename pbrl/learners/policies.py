@@ -33,10 +33,11 @@ class GaussianPolicy(nn.Module):
     """``N(tanh(MLP(s)), σ²)`` over normalised actions; see the module docstring for ``learn_std``."""
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], dropout: float = 0.0, learn_std: bool = False
+        self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], dropout: float = 0.0, learn_std: bool = False,
+        init: str = "torch",
     ) -> None:
         super().__init__()
-        self.net = mlp(obs_dim, act_dim, hidden, dropout=dropout)
+        self.net = mlp(obs_dim, act_dim, hidden, dropout=dropout, init=init)
         self.log_std = nn.Parameter(torch.zeros(act_dim)) if learn_std else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
