@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pbrl.agents.rune import RUNEConfig
+
 
 @dataclass(frozen=True)
 class SACConfig:
@@ -49,6 +51,8 @@ class SACConfig:
     """Hybrid replay: transitions (per env) that count as recent; None = the QPA query window, query.qpa_episodes × episode length (QPA's one N for both, train_QPA.py L259)."""
     precision: str = "float32"
     """agent.impl=fast only: 'float32', or 'bfloat16' (opt-in, changes the numbers): the losses' matrix products in bf16 under autocast; parameters and Adam stay float32."""
+    rune: RUNEConfig | None = None
+    """RUNE's exploration bonus β_t · std_e r̂_e added to the reward after pre-training (rll-research/rune); null = off, a section turns it on (agent.rune={} = the reference's β_0 = 0.05, ρ = 1e-5; keys agent.rune.beta_init, .beta_decay, .schedule)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.buffer_size < 1 or self.learning_starts < 0:

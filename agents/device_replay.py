@@ -3,7 +3,7 @@
 Same interface and semantics as :class:`~pbrl.agents.replay.PreferenceReplayBuffer`
 (relabeling, the state-entropy reward, QPA's hybrid replay, SB3's ``add``/``sample``), but
 every transition lives in one preallocated tensor ``storage[row, env, ·]`` on the agent's
-device, packed as ``[s | s' | a | r | d | timeout]``; ``observations``, ``actions``,
+device, packed as ``[s | s' | a | r | d | timeout | bonus]`` (``bonus``: RUNE's column, zero without it); ``observations``, ``actions``,
 ``rewards``… are views into it. So
 
 * ``add`` is one host→device copy per env step (the packed row);
@@ -59,9 +59,9 @@ class DeviceReplayBuffer(PreferenceReplayBuffer):
         o, a = self.obs_shape[0], self.action_dim
         self._layout: dict[str, slice | int] = {
             "observations": slice(0, o), "next_observations": slice(o, 2 * o), "actions": slice(2 * o, 2 * o + a),
-            "rewards": 2 * o + a, "dones": 2 * o + a + 1, "timeouts": 2 * o + a + 2,
+            "rewards": 2 * o + a, "dones": 2 * o + a + 1, "timeouts": 2 * o + a + 2, "bonus": 2 * o + a + 3,
         }
-        self.storage = torch.zeros(self.buffer_size, self.n_envs, 2 * o + a + 3, device=self.device)
+        self.storage = torch.zeros(self.buffer_size, self.n_envs, 2 * o + a + 4, device=self.device)
         self._make_views()
 
     def _make_views(self) -> None:
@@ -88,12 +88,13 @@ class DeviceReplayBuffer(PreferenceReplayBuffer):
         row = np.concatenate([
             np.asarray(obs, np.float32).reshape(n, -1), np.asarray(next_obs, np.float32).reshape(n, -1),
             np.asarray(action, np.float32).reshape(n, self.action_dim), np.asarray(reward, np.float32).reshape(n, 1),
-            np.asarray(done, np.float32).reshape(n, 1), np.asarray(timeouts, np.float32).reshape(n, 1),
+            np.asarray(done, np.float32).reshape(n, 1), np.asarray(timeouts, np.float32).reshape(n, 1), np.zeros((n, 1), np.float32),
         ], axis=1)
         self.storage[self.pos].copy_(torch.from_numpy(row), non_blocking=False)
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
+        self._bonus_of_new_row()
 
     def sample(self, batch_size: int, env=None) -> ReplayBufferSamples:
         if env is not None:
@@ -114,7 +115,7 @@ class DeviceReplayBuffer(PreferenceReplayBuffer):
         dones = take("dones") * (1 - take("timeouts"))
         samples = ReplayBufferSamples(take("observations"), take("actions"), take("next_observations"),
                                       dones.reshape(-1, 1), take("rewards").reshape(-1, 1))
-        return self._with_intrinsic(samples)
+        return self._with_rune(self._with_intrinsic(samples), take("bonus") if self._rune is not None else None)
 
     def _stored_states(self) -> torch.Tensor:
         rows = self.filled()
@@ -128,10 +129,12 @@ class DeviceReplayBuffer(PreferenceReplayBuffer):
         flat = lambda name: getattr(self, name)[start:stop].reshape((stop - start) * self.n_envs, -1).to(learner.device)  # noqa: E731
         rewards = learner.reward_tensor(flat("observations"), flat("actions"), flat("next_observations"))
         self.rewards[start:stop] = rewards.reshape(stop - start, self.n_envs).to(self.device)
+        if self._rune is not None:
+            self._relabel_bonus(start, stop)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in self._layout}
+        state = {k: v for k, v in super().__getstate__().items() if k not in self._layout}
         state["storage"] = self.storage[: self.filled()].to("cpu", copy=True)  # a compact copy, not a view of all rows
         return state
 

@@ -16,15 +16,25 @@ own recent distribution, where the reward model was just queried. The recent par
 last in the batch. Sampling uses NumPy's global generator, as SB3's own buffers do
 (seeded by ``set_random_seed``). QPA's code switches back to uniform replay once the
 feedback budget is spent; here the share stays fixed for the whole run.
+
+And RUNE's **exploration bonus** (:mod:`pbrl.agents.rune`, ``agent.rune``): with
+:meth:`~PreferenceReplayBuffer.attach_rune` a column ``bonus = std_e r̂_e(s, a)`` lives beside
+``rewards``, written wherever rows are (re)labeled and for each new row, and sampled batches
+carry ``rewards + β_t · bonus`` once the state-entropy reward is off (rll-research/rune
+``replay_buffer_explore.py``, ``agent/sac_explore.py`` ``update_critic``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
+from pbrl.agents.rune import RUNEBonus
 from pbrl.agents.state_entropy import StateEntropyReward
 from pbrl.learners.base import RewardLearner
 
@@ -37,6 +47,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
     """Share ω of every sampled batch drawn from the most recent rows (0 = plain uniform replay)."""
     recent_window: int = 10_000
     """Rows (per env) that count as recent."""
+    _rune: tuple[RUNEBonus, RewardLearner, Callable[[], int]] | None = None
+    """RUNE's bonus, the learner whose ensemble std fills ``bonus`` and the clock of β_t (never pickled)."""
 
     def filled(self) -> int:
         return self.buffer_size if self.full else self.pos
@@ -62,6 +74,34 @@ class PreferenceReplayBuffer(ReplayBuffer):
         latest = (self.pos - 1 - age) % self.buffer_size
         return self._get_samples(np.concatenate([uniform, latest]), env=env)
 
+    def attach_rune(self, rune: RUNEBonus, learner: RewardLearner, clock: Callable[[], int]) -> None:
+        """Keep RUNE's column ``bonus = std_e r̂_e(s, a)`` beside ``rewards`` — relabeled with them and
+        written for each new row with ``learner`` — and serve ``rewards + rune.beta(clock()) · bonus`` once
+        :attr:`intrinsic` is off; ``clock``: the model's ``num_timesteps``. The column is pickled with the
+        buffer, the attachment is not (attach again after loading)."""
+        if self.optimize_memory_usage or self.n_envs != 1:
+            raise ValueError("RUNE's bonus column needs one env and optimize_memory_usage=False")
+        if "bonus" not in vars(self):
+            self.bonus = np.zeros_like(self.rewards, dtype=np.float32)
+        self._rune = (rune, learner, clock)
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        super().add(*args, **kwargs)
+        self._bonus_of_new_row()
+
+    def _bonus_of_new_row(self) -> None:
+        """RUNE: the std of the row just stored (skipped in pre-training: the first round relabels every row)."""
+        if self._rune is not None and self.intrinsic is None:
+            row = (self.pos - 1) % self.buffer_size
+            self._relabel_bonus(row, row + 1)
+
+    def _relabel_bonus(self, start: int, stop: int) -> None:
+        """``bonus[start:stop] = std_e r̂_e(s, a, s')`` with the attached learner."""
+        rune, learner, _ = self._rune
+        rows = lambda a: torch.as_tensor(a[start:stop]).reshape(stop - start, -1).cpu().numpy()  # noqa: E731
+        std = rune.std(learner, rows(self.observations), rows(self.actions), rows(self.next_observations)).reshape(stop - start, 1)
+        self.bonus[start:stop] = std if isinstance(self.bonus, np.ndarray) else torch.as_tensor(std, device=self.device)
+
     def relabel(self, learner: RewardLearner, chunk: int = 100_000) -> None:
         """Overwrite every stored reward with the learner's current reward, ``chunk`` rows at a time."""
         rows = self.filled()
@@ -78,9 +118,12 @@ class PreferenceReplayBuffer(ReplayBuffer):
         as_t = lambda a: torch.as_tensor(a[start:stop], device=learner.device).reshape(-1, a.shape[-1])  # noqa: E731
         rewards = learner.reward_tensor(as_t(self.observations), as_t(self.actions), as_t(self.next_observations))
         self.rewards[start:stop] = rewards.reshape(stop - start, self.n_envs).cpu().numpy()
+        if self._rune is not None:
+            self._relabel_bonus(start, stop)
 
     def _get_samples(self, batch_inds: np.ndarray, env=None) -> ReplayBufferSamples:
-        return self._with_intrinsic(super()._get_samples(batch_inds, env))
+        samples = self._with_intrinsic(super()._get_samples(batch_inds, env))
+        return self._with_rune(samples, self.bonus[batch_inds, 0] if self._rune is not None else None)
 
     def _stored_states(self) -> torch.Tensor:
         """Every stored ``s_t``, ``[rows·n_envs, obs]`` on the buffer's device (the k-NN reference set)."""
@@ -94,3 +137,14 @@ class PreferenceReplayBuffer(ReplayBuffer):
         states = samples.observations if self.intrinsic.on == "obs" else samples.next_observations
         rewards = self.intrinsic(states.float(), self._stored_states().float()).reshape(-1, 1)
         return samples._replace(rewards=rewards.to(samples.rewards.dtype))
+
+    def _with_rune(self, samples: ReplayBufferSamples, bonus: Any) -> ReplayBufferSamples:
+        """RUNE: the batch's rewards plus ``β_t · bonus`` (``bonus``: the sampled rows' column) once :attr:`intrinsic` is off."""
+        if self._rune is None or self.intrinsic is not None:
+            return samples
+        rune, _, clock = self._rune
+        bonus = torch.as_tensor(bonus, dtype=samples.rewards.dtype, device=samples.rewards.device).reshape(-1, 1)
+        return samples._replace(rewards=samples.rewards + rune.beta(clock()) * bonus)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_rune"}

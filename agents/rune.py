@@ -13,7 +13,9 @@ reference stores the std next to r̂ in its replay buffer, relabels both after e
 update, and applies β_t when a minibatch is drawn. Defaults: β_0 = 0.05, ρ = 1e-5
 (``config/agent/sac_explore.yaml``; ``scripts/drawer_open/5000`` uses ρ = 1e-3).
 
-This module holds the computation; the replay buffer calls it (see :class:`RUNEBonus`).
+This module holds the computation; the replay buffers keep the column and apply β_t
+(:meth:`pbrl.agents.replay.PreferenceReplayBuffer.attach_rune`, attached by ``SACAgent`` when
+``agent.rune`` is a section; ``experiments/configs/rune_door_open.yaml``).
 """
 
 from __future__ import annotations
@@ -39,21 +41,19 @@ class RUNEConfig:
 
     def __post_init__(self) -> None:
         if self.schedule not in ("linear_decay", "constant"):
-            raise ValueError(f"rune.schedule must be 'linear_decay' or 'constant', got {self.schedule!r}")
+            raise ValueError(f"agent.rune.schedule must be 'linear_decay' or 'constant', got {self.schedule!r}")
         if self.beta_init < 0 or not 0.0 <= self.beta_decay < 1.0:
-            raise ValueError("rune.beta_init must be ≥ 0 and rune.beta_decay in [0, 1)")
+            raise ValueError("agent.rune.beta_init must be ≥ 0 and agent.rune.beta_decay in [0, 1)")
 
 
 class RUNEBonus:
     """``β_t · std_e r̂_e(s, a)``: the std is a per-transition column relabeled with the reward;
     β_t is applied when a minibatch is drawn.
 
-    The replay buffer's hook (what a RUNE run needs in ``PreferenceReplayBuffer``): keep an
-    array ``bonus`` shaped like ``rewards``; wherever ``rewards`` is (re)labeled with the
-    learner (``relabel``, the newest row after each step), write ``bonus = RUNEBonus.std(...)``
-    for the same rows; in ``_get_samples`` return ``rewards + rune.beta(model.num_timesteps) ·
-    bonus[batch_inds]`` once the first feedback round has happened (before it, the state-entropy
-    reward of pre-training is served instead).
+    The replay buffers' hook (``PreferenceReplayBuffer.attach_rune``): an array ``bonus`` shaped
+    like ``rewards``, written with :meth:`std` wherever ``rewards`` is (re)labeled with the
+    learner (``relabel_rows``) and for each newly stored row; sampled batches carry ``rewards +
+    beta(model.num_timesteps) · bonus[rows]`` once the state-entropy reward of pre-training is off.
     """
 
     def __init__(self, config: RUNEConfig = RUNEConfig()) -> None:

@@ -29,6 +29,7 @@ from pbrl.agents.advantage_policy import GreedyAdvantageHooks, GreedyAdvantageSA
 from pbrl.agents.base import FeedbackHooks
 from pbrl.agents.config import SACConfig
 from pbrl.agents.replay import PreferenceReplayBuffer
+from pbrl.agents.rune import RUNEBonus
 from pbrl.agents.state_entropy import StateEntropyReward
 from pbrl.learners.advantage import AdvantageLearner
 from pbrl.learners.base import PreferenceLearner, RewardLearner
@@ -139,6 +140,10 @@ class SACAgent:
     def _attach(self, model: SAC, learner: PreferenceLearner | None) -> SAC:
         if isinstance(model, GreedyAdvantageSAC):  # the learner is not part of the saved agent
             model.advantage = learner
+        if self.config.rune is not None:  # RUNE: β_t follows the model's env steps (neither is saved with the buffer)
+            if not isinstance(learner, RewardLearner):
+                raise ValueError("agent.rune adds the reward ensemble's std to the learned reward: it needs a reward learner")
+            model.replay_buffer.attach_rune(RUNEBonus(self.config.rune), learner, lambda: model.num_timesteps)
         return model
 
     def build(self, env: VecEnv, learner: PreferenceLearner | None, steps: int) -> SAC:

@@ -311,6 +311,8 @@ def _cross_checks(config: TrainConfig) -> TrainConfig:
             raise ConfigError(f"agent.impl={agent.impl!r} is unknown; choose one of {SAC_IMPLS.names()}")
         if agent.recent_fraction is None:  # QPA's hybrid replay comes with its queries unless set explicitly
             agent = replace(agent, recent_fraction=0.5 if config.query is not None and config.query.strategy == "qpa" else 0.0)
+        if config.learner is None and agent.rune is not None:
+            raise ConfigError("agent.rune adds the reward ensemble's std to a learned reward; learner: null has none (drop agent.rune)")
         if config.learner is None and agent.unsupervised_pretraining:  # nothing ends pre-training without feedback
             agent = replace(agent, unsupervised_pretraining=False)
         config = replace(config, agent=agent)
