@@ -5,7 +5,7 @@ plots written once; the method-specific part is a small engine per family.
   (``learner.type`` bt, advantage, hprior, reed) or on the true reward (``learner: null``);
   the feedback round, evaluation, logging, checkpoint and progress bar are callbacks in
   ``model.learn`` (:mod:`pbrl.agents.callback`).
-* :class:`OfflineEngine` — a reward-free learner (cpl, ipl, piql, bc) on a dataset's labeled
+* :class:`OfflineEngine` — a reward-free learner (cpl, ipl, piql, piql-pt, bc) on a dataset's labeled
   pairs (``reward_free.dataset``); ``steps`` and ``eval_interval`` count gradient steps and a
   ``reward_free.holdout`` share of the pairs gives the held-out preference accuracy.
 * :class:`OnlineEngine` — a reward-free learner in a plain loop (no SB3 agent): its policy's mean
@@ -62,6 +62,8 @@ from pbrl.experiments.plots import plot_runs
 from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners.base import PreferenceLearner
 from pbrl.learners.ipl import IPL, Replay
+from pbrl.learners.piql import PreferenceIQL
+from pbrl.learners.preference_transformer import EpisodeRewards, PreferenceTransformer
 from pbrl.metrics import preference_accuracy
 from pbrl.query.qpa import hybrid_replay_window
 from pbrl.registry import AGENTS, LEARNERS, TEACHERS, BuildContext
@@ -275,6 +277,9 @@ class OfflineEngine:
             raise ConfigError(f"reward_free.dataset {cfg.reward_free.dataset} was collected on {self.data.env_id}, but env={cfg.env}")
         env = envs.make(cfg.env, seed=cfg.seed, max_episode_steps=cfg.max_episode_steps)
         self.learner = runner.build_learner(runner.context(env))
+        if isinstance(self.learner, PreferenceIQL) and isinstance(self.learner.reward, PreferenceTransformer):
+            # P-IQL-PT: each dataset step's reward from its context window, as the reference relabels the dataset
+            self.learner.reward = EpisodeRewards(self.learner.reward, self.data.episodes)
         self.agent = PolicyAgent(self.learner, env.action_space)
 
     def run(self) -> int:

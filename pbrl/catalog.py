@@ -5,7 +5,8 @@ own config (:class:`~pbrl.teachers.synthetic.SyntheticTeacherConfig`, ``RegretTe
 ``HumanTeacherConfig``). Learners that build on
 another's settings get one self-contained section: the reward-based variants of PEBBLE's
 Bradley–Terry ensemble inherit its keys (``advantage``, ``hprior``, ``reed``: one flat section),
-P-IQL is IPL's keys plus a nested ``reward:`` ensemble, and behaviour cloning keeps only the
+P-IQL is IPL's keys plus a nested ``reward:`` model (the BT ensemble's keys; ``piql-pt``: the
+Preference Transformer's), and behaviour cloning keeps only the
 policy and optimiser keys it reads. Adding one: a new module with its config dataclass and
 class, and one ``register_*`` line below.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from pbrl.learners.advantage import AdvantageConfig, AdvantageLearner
+from pbrl.learners.base import RewardLearner
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
 from pbrl.learners.cpl import BC_DATA, CPL, BehaviourCloning, CPLConfig
 from pbrl.learners.hindsight_prior import HindsightPrior, HindsightPriorConfig
@@ -83,8 +85,16 @@ class PIQLConfig(IPLConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.reward.device not in (BTEnsembleConfig.device, self.device):
+        if self.reward.device not in (type(self.reward).device, self.device):
             raise ValueError("learner.reward.device: P-IQL's reward model runs on learner.device; set that one instead")
+
+
+@dataclass(frozen=True)
+class PIQLPTConfig(PIQLConfig):
+    """learner.type=piql-pt: P-IQL on the reward of a Preference Transformer (the PT + IQL baseline of Uni-RLHF and the CPL paper)."""
+
+    reward: PreferenceTransformerConfig = field(default_factory=PreferenceTransformerConfig)  # type: ignore[assignment]
+    """The reward model (it runs on learner.device); offline, each dataset step's reward is read from its reward.context-step window (EpisodeRewards), elsewhere from a one-step window."""
 
 
 _CPL = CPLConfig()
@@ -125,8 +135,8 @@ class BCConfig:
 
 
 # ---------------------------------------------------------------------------- factories
-def _piql(config: PIQLConfig, ctx: BuildContext) -> PreferenceIQL:
-    reward = BTEnsemble(ctx.obs_dim, ctx.act_dim, replace(config.reward, device=config.device), ctx.seed)
+def _piql(config: PIQLConfig, ctx: BuildContext, model: type[RewardLearner] = BTEnsemble) -> PreferenceIQL:
+    reward = model(ctx.obs_dim, ctx.act_dim, replace(config.reward, device=config.device), ctx.seed)
     return PreferenceIQL(ctx.obs_dim, ctx.act_dim, reward, config, ctx.seed)
 
 
@@ -167,6 +177,8 @@ register_learner("cpl", CPLConfig, lambda c, ctx: CPL(ctx.obs_dim, ctx.act_dim, 
 register_learner("ipl", IPLConfig, lambda c, ctx: IPL(ctx.obs_dim, ctx.act_dim, c, ctx.seed),
                  "Inverse Preference Learning: Q and V from preferences, no reward model", reward_free=True)
 register_learner("piql", PIQLConfig, _piql, "P-IQL: a Bradley–Terry reward model, then IQL", reward_free=True)
+register_learner("piql-pt", PIQLPTConfig, lambda c, ctx: _piql(c, ctx, PreferenceTransformer),
+                 "P-IQL with a Preference Transformer reward model (offline: its windowed reward of each dataset step)", reward_free=True)
 register_learner("bc", BCConfig, lambda c, ctx: BehaviourCloning(ctx.obs_dim, ctx.act_dim, c.as_cpl(), ctx.seed),
                  "behaviour cloning on the labeled segments (baseline)", reward_free=True)
 

@@ -8,6 +8,9 @@ from pbrl.learners.hindsight_prior import HindsightPrior, HindsightPriorConfig, 
 from pbrl.learners.ipl import IPL, IPLConfig, ipl_critic_loss
 from pbrl.learners.piql import PreferenceIQL
 from pbrl.learners.policies import PolicyLearner
+from pbrl.learners.preference_transformer import EpisodeRewards, PreferenceTransformer, PreferenceTransformerConfig
 from pbrl.learners.reed import REED, REEDConfig
+from pbrl.learners.rime import RIME, RIMEConfig
+from pbrl.learners.surf import SURF, SURFConfig
 
-__all__ = ["AdvantageConfig", "AdvantageLearner", "BTEnsemble", "BTEnsembleConfig", "BehaviourCloning", "CPL", "CPLConfig", "HindsightPrior", "HindsightPriorConfig", "IPL", "IPLConfig", "PolicyLearner", "PreferenceIQL", "PreferenceLearner", "REED", "REEDConfig", "RewardLearner", "bradley_terry_loss", "cpl_loss", "ipl_critic_loss", "prior_loss"]
+__all__ = ["AdvantageConfig", "AdvantageLearner", "BTEnsemble", "BTEnsembleConfig", "BehaviourCloning", "CPL", "CPLConfig", "HindsightPrior", "HindsightPriorConfig", "IPL", "IPLConfig", "EpisodeRewards", "PolicyLearner", "PreferenceIQL", "PreferenceLearner", "PreferenceTransformer", "PreferenceTransformerConfig", "REED", "REEDConfig", "RIME", "RIMEConfig", "RewardLearner", "SURF", "SURFConfig", "bradley_terry_loss", "cpl_loss", "ipl_critic_loss", "prior_loss"]
