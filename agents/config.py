@@ -29,6 +29,8 @@ class SACConfig:
     """Hidden widths of actor and critic MLPs."""
     init_temperature: float = 0.1
     """Initial entropy temperature α (learned; B-Pref init_temperature)."""
+    orthogonal_init: bool = False
+    """Orthogonal weights (gain 1) and zero biases in actor and critic, also at PEBBLE's critic reset (B-Pref utils.py weight_init L144–149); False: SB3's init."""
     gradient_steps: int = 1
     """Gradient steps per env step."""
     target_update_interval: int = 1

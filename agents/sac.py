@@ -64,6 +64,10 @@ def make_sac(
         if not hasattr(model, "precision"):
             raise ValueError(f"agent.precision={config.precision!r} needs agent.impl=fast (FastSAC); {type(model).__name__} trains in float32")
         model.precision = config.precision
+    if config.orthogonal_init:
+        for module in (model.actor, model.critic):
+            orthogonal_init(module)
+        model.critic_target.load_state_dict(model.critic.state_dict())
     if config.unsupervised_pretraining:
         model.replay_buffer.intrinsic = StateEntropyReward(config.state_entropy_k, on=config.state_entropy_on)
     if config.recent_fraction:
@@ -73,11 +77,21 @@ def make_sac(
     return model
 
 
-def reset_critic(model: SAC) -> None:
-    """Re-initialise critic and target critic weights and the critic optimiser."""
+def orthogonal_init(network: torch.nn.Module) -> None:
+    """B-Pref's ``utils.py`` ``weight_init`` (L144–149) on every Linear layer: orthogonal weights (gain 1), zero bias."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.orthogonal_(module.weight.data)
+            module.bias.data.fill_(0.0)
+
+
+def reset_critic(model: SAC, orthogonal: bool = False) -> None:
+    """Re-initialise critic and target critic weights (SB3's init, or B-Pref's orthogonal one) and the critic optimiser."""
     for module in model.critic.modules():
         if isinstance(module, torch.nn.Linear):
             module.reset_parameters()
+    if orthogonal:
+        orthogonal_init(model.critic)
     model.critic_target.load_state_dict(model.critic.state_dict())
     model.critic.optimizer = model.critic.optimizer_class(
         model.critic.parameters(), lr=model.lr_schedule(1.0), **model.critic.optimizer_kwargs
@@ -107,7 +121,7 @@ class SACFeedbackHooks:
         buffer.intrinsic = None
         buffer.relabel(learner)
         if first and self.config.reset_critic:
-            reset_critic(self.model)
+            reset_critic(self.model, self.config.orthogonal_init)
             if buffer.filled() >= self.model.batch_size:
                 self.model.train(gradient_steps=self.config.reset_update, batch_size=self.model.batch_size)
 

@@ -237,3 +237,22 @@ def test_ipl_defaults_are_the_metaworld_reference_config():
     config = IPLConfig()
     for key, value in reference.items():
         assert getattr(config, key) == pytest.approx(value, rel=1e-3), key
+
+
+def is_orthogonal(weight: torch.Tensor) -> bool:
+    small = min(weight.shape)
+    gram = weight @ weight.T if weight.shape[0] == small else weight.T @ weight
+    return torch.allclose(gram, torch.eye(small), atol=1e-5)
+
+
+def test_sac_orthogonal_init_is_bprefs_weight_init_also_at_the_critic_reset():
+    """B-Pref ``utils.py`` ``weight_init`` L144–149: orthogonal weights (gain 1), zero bias, actor and critic."""
+    model, config = tiny_sac(orthogonal_init=True, unsupervised_pretraining=False)
+    linears = lambda net: [m for m in net.modules() if isinstance(m, nn.Linear)]  # noqa: E731
+    for layer in linears(model.actor) + linears(model.critic):
+        assert is_orthogonal(layer.weight.detach()) and torch.all(layer.bias == 0)
+    SACFeedbackHooks(model, config).after_round(BTEnsemble(3, 1, BTEnsembleConfig(hidden_sizes=(8,)), seed=0))
+    for layer in linears(model.critic):  # reset_critic re-creates the critic with weight_init (agent/sac.py L89–97)
+        assert is_orthogonal(layer.weight.detach()) and torch.all(layer.bias == 0)
+    plain, _ = tiny_sac()
+    assert not all(is_orthogonal(layer.weight.detach()) for layer in linears(plain.critic))
