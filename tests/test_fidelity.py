@@ -256,3 +256,58 @@ def test_sac_orthogonal_init_is_bprefs_weight_init_also_at_the_critic_reset():
         assert is_orthogonal(layer.weight.detach()) and torch.all(layer.bias == 0)
     plain, _ = tiny_sac()
     assert not all(is_orthogonal(layer.weight.detach()) for layer in linears(plain.critic))
+
+
+def bpref_members(learner: BTEnsemble) -> list[nn.Sequential]:
+    """The ensemble as B-Pref's ``gen_net`` members (``reward_model.py`` L18–32: Linear, LeakyReLU, …, Linear, tanh),
+    with the same weights (``BatchedLinear`` holds ``W_e`` as ``[in, out]``)."""
+    layers = learner.net.net
+    members = []
+    for e in range(learner.config.ensemble_size):
+        modules: list[nn.Module] = []
+        for layer in layers:
+            if isinstance(layer, BatchedLinear):
+                linear = nn.Linear(*layer.weight.shape[1:])
+                linear.weight.data.copy_(layer.weight.data[e].T)
+                linear.bias.data.copy_(layer.bias.data[e, 0])
+                modules.append(linear)
+            else:
+                modules.append(type(layer)())
+        members.append(nn.Sequential(*modules))
+    return members
+
+
+def test_one_reward_update_is_bprefs_train_reward_step():
+    """B-Pref ``reward_model.py`` ``train_reward`` L622–652: per member ``CrossEntropyLoss`` on
+    ``[R̂¹, R̂²]`` against the label (1 = σ² preferred), summed over members, one Adam step (lr 3e-4)."""
+    config = BTEnsembleConfig(ensemble_size=2, hidden_sizes=(8, 8), batch_size=128, max_epochs=1, lr=3e-4)
+    learner = BTEnsemble(3, 2, config, seed=0)
+    data = toy_dataset(12, 4)
+    members = bpref_members(learner)
+    optimizer = torch.optim.Adam([p for m in members for p in m.parameters()], lr=3e-4)
+    sa = lambda s: torch.as_tensor(np.concatenate([s.obs, s.actions], axis=-1), dtype=torch.float32)  # noqa: E731
+    sa_t_1, sa_t_2 = sa(data.left), sa(data.right)
+    labels = torch.as_tensor(1 - data.labels).long()  # B-Pref: 1 * (sum_r_t_1 < sum_r_t_2)
+    loss = 0.0
+    for member in members:  # all 12 labels fit one minibatch, so the per-member order does not matter
+        r_hat = torch.cat([member(sa_t_1).sum(axis=1), member(sa_t_2).sum(axis=1)], axis=-1)
+        loss = loss + nn.CrossEntropyLoss()(r_hat, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    learner.update(data)
+    for ours, theirs in zip(bpref_members(learner), members):
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_opt_in_precisions_reach_the_networks():
+    learner = BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(8,), train_precision="bfloat16"), seed=0)
+    assert learner.net.train_autocast == "bfloat16"
+    assert BTEnsemble(3, 2, BTEnsembleConfig(hidden_sizes=(8,)), seed=0).net.train_autocast is None
+    env = DummyVecEnv([lambda: gym.make("Pendulum-v1")])
+    with pytest.raises(ValueError, match="agent.impl=fast"):
+        make_sac(env, SACConfig(hidden_sizes=(8,), precision="bfloat16"), seed=0)
+    from pbrl.agents.fast_sac import make_fast_sac
+
+    assert make_fast_sac(env, SACConfig(hidden_sizes=(8,), precision="bfloat16"), seed=0).precision == "bfloat16"
