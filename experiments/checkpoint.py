@@ -166,20 +166,36 @@ def store_identity(store: PreferenceStore) -> dict[str, Any]:
     return asdict(store.identity())
 
 
+def _copy_checkpoint(run_dir: Path, dest: Path, attempts: int = 5) -> None:
+    """Copy the newest undamaged checkpoint of a run that may be swapping one in right now, touching nothing
+    in ``run_dir`` (a swap mid-copy renames the folder away: copy again)."""
+    for _ in range(attempts):
+        for name in ("checkpoint", "checkpoint.old", "checkpoint.prev"):
+            folder = run_dir / name
+            try:
+                if folder.exists() and damage(folder) is None:
+                    shutil.copytree(folder, dest)
+                    if damage(dest) is None:
+                        return
+            except (FileNotFoundError, shutil.Error):
+                pass
+            shutil.rmtree(dest, ignore_errors=True)
+    if any((run_dir / name).exists() for name in ("checkpoint", "checkpoint.old", "checkpoint.prev")):
+        raise RunDirError(f"no undamaged checkpoint of {run_dir} could be copied; see `pbrl resume {run_dir}` for why")
+
+
 def export_run(run_dir: Path, dest: Path) -> Path:
     """Copy a run directory to ``dest`` whole, also while the run is writing: the store through SQLite's
-    backup API (a consistent snapshot with every committed row, WAL included), the newest complete
-    checkpoint as of its last swap, every other file as it is. Returns ``dest``."""
+    backup API (a consistent snapshot with every committed row, WAL included), the newest undamaged
+    checkpoint as of its last swap, every other file as it is; nothing in ``run_dir`` is changed. Returns ``dest``."""
     run_dir, dest = Path(run_dir), Path(dest)
     if not (run_dir / "config.yaml").exists():
         raise RunDirError(f"{run_dir} is not a pbrl run directory (no config.yaml)")
     if dest.exists():
         raise RunDirError(f"{dest} already exists; pick a new destination")
-    skip = {STORE, f"{STORE}-wal", f"{STORE}-shm", "checkpoint", "checkpoint.tmp"}
+    skip = {STORE, f"{STORE}-wal", f"{STORE}-shm", "checkpoint", "checkpoint.tmp", "checkpoint.prev", "checkpoint.old"}
     shutil.copytree(run_dir, dest, ignore=lambda folder, names: skip if Path(folder) == run_dir else set())
-    found = latest_checkpoint(run_dir)
-    if found:
-        shutil.copytree(found[0], dest / "checkpoint")
+    _copy_checkpoint(run_dir, dest / "checkpoint")
     if (run_dir / STORE).exists():
         source = sqlite3.connect(run_dir / STORE, timeout=30.0)
         target = sqlite3.connect(dest / STORE)
