@@ -1,7 +1,7 @@
 """Bench: the field's baselines on the same data — RIME vs PEBBLE under noisy teachers, SURF vs
-PEBBLE with few labels, and P-IQL with a Bradley–Terry vs a Preference Transformer reward.
+PEBBLE with few labels, P-IQL with a Bradley–Terry vs a Preference Transformer reward, and PEBBLE vs +SURF vs +RUNE online.
 
-    python -m pbrl.experiments.bench.baselines                          # all three parts
+    python -m pbrl.experiments.bench.baselines                          # every part
     python -m pbrl.experiments.bench.baselines --parts noisy few        # some of them
 
 * ``noisy`` — HalfCheetah transitions (random actions and gaits, the query bench's
@@ -18,6 +18,9 @@ PEBBLE with few labels, and P-IQL with a Bradley–Terry vs a Preference Transfo
   transition either the reference's 25-step window over its episode (``pt``) or pbrl's flat
   one-step read (``pt-flat``); held-out accuracy on the dataset's labels, success and return
   of the policy.
+* ``online`` — in the training loop, driving SAC through the Runner on HalfCheetah: PEBBLE,
+  PEBBLE with SURF's learner, PEBBLE with RUNE's bonus (``agent.rune``); same steps, same
+  schedule and budget, same seeds (a tiny scale: ``--online-steps``, default 5,000 env steps).
 
 Each part writes ``results/baselines_<part>.json``; ``results/baselines.md`` and ``.png`` are
 made from the parts present. Every run uses one torch thread.
@@ -184,6 +187,37 @@ def offline(args: argparse.Namespace) -> dict:
     return {"dataset": str(path), "pairs": len(pairs), "env": data.env_id, "results": results}
 
 
+ONLINE = {"pebble": ["learner.type=bt"], "pebble+surf": ["learner.type=surf"], "pebble+rune": ["learner.type=bt", "agent.rune={}"]}
+
+
+def online(args: argparse.Namespace) -> dict:
+    import tempfile
+
+    from pbrl import Runner
+    from pbrl.experiments.config import parse_config
+
+    steps = args.online_steps
+    common = [
+        f"env={ENV}", f"steps={steps}", f"eval_interval={steps}", f"eval_episodes={args.eval_episodes}", "progress=false",
+        "max_episode_steps=1000", "agent.learning_starts=1000", f"feedback.first_query_step={steps // 5}",
+        f"feedback.interval={steps // 5}", f"feedback.per_round={args.online_per_round}",
+        f"feedback.budget={4 * args.online_per_round}", f"feedback.segment_length={args.segment_length}",
+        f"learner.max_epochs={args.max_epochs}", "query.strategy=disagreement",
+    ]
+    results: dict = {}
+    for seed in range(args.seeds):
+        for name, extra in ONLINE.items():
+            with tempfile.TemporaryDirectory() as run_dir:
+                started = time.perf_counter()
+                summary = Runner(parse_config({}, [*common, *extra, f"seed={seed}", f"run_dir={run_dir}"]), run_dir).train()
+            row = {k: float(v) for k, v in summary.items() if k.startswith(("eval/", "reward/", "train/", "teacher/"))}
+            row["wall_seconds"] = time.perf_counter() - started
+            results.setdefault(name, []).append(row)
+            print(f"online seed {seed} {name:11s} return {row.get('eval/true_return', float('nan')):.1f} "
+                  f"wall {row['wall_seconds']:.0f} s", flush=True)
+    return {"results": results, "common": common}
+
+
 # ---------------------------------------------------------------- report
 def _mean_std(values: list[float], spec: str = ".3f") -> str:
     values = [v for v in values if v == v]
@@ -194,7 +228,7 @@ def _mean_std(values: list[float], spec: str = ".3f") -> str:
 
 def report(args: argparse.Namespace) -> str:
     lines = ["# Baselines: RIME, SURF and the Preference Transformer against PEBBLE", ""]
-    parts = {part: json.loads(p.read_text()) for part in ("noisy", "few", "offline") if (p := RESULTS / f"baselines_{part}.json").exists()}
+    parts = {part: json.loads(p.read_text()) for part in PARTS if (p := RESULTS / f"baselines_{part}.json").exists()}
     if "noisy" in parts:
         run = parts["noisy"]
         a = run["args"]
@@ -257,7 +291,26 @@ def report(args: argparse.Namespace) -> str:
             lines.append(f"| {name} | {_mean_std([r['accuracy'] for r in rows])} | {_mean_std(success, '.2f')} | {_mean_std(returns, '.0f')} | "
                          f"{np.mean([r['reward_fit_seconds'] for r in rows]):.0f} | {np.mean([r['iql_seconds'] for r in rows]):.0f} |")
         lines += ["", f"Wall time of the part: {run['wall_seconds']:.0f} s.", ""]
-    lines += ["Online comparison (PEBBLE vs +SURF vs +RUNE in the training loop): not run — see docs/reward_learners.md.", ""]
+    if "online" in parts:
+        run = parts["online"]
+        a = run["args"]
+        lines += [
+            "## Online: PEBBLE vs +SURF vs +RUNE driving SAC", "",
+            f"{ENV} through the Runner, **{a['online_steps']:,} env steps per run** (the papers: 1M), {a['seeds']} seed(s); "
+            f"SAC with pbrl's defaults, 1,000 random steps, state-entropy pre-training until the first round at step "
+            f"{a['online_steps'] // 5:,}, then {a['online_per_round']} oracle labels (disagreement queries) every "
+            f"{a['online_steps'] // 5:,} steps, {4 * a['online_per_round']} in all; reward ensembles 3 × (256, 256, 256), ≤ {a['max_epochs']} "
+            "epochs per round. `pebble+surf`: learner.type=surf (README defaults); `pebble+rune`: agent.rune={} (β_0 = 0.05, "
+            f"ρ = 1e-5). Final evaluation on {a['eval_episodes']} episodes (mean ± std over seeds):",
+            "", "| method | eval return | train episode return | held-out acc. | reward corr. | wall s |", "|---|---|---|---|---|---|",
+        ]
+        for name, rows in run["results"].items():
+            col = lambda key, spec=".3f": _mean_std([r.get(key, float("nan")) for r in rows], spec)  # noqa: E731
+            lines.append(f"| {name} | {col('eval/true_return', '.0f')} | {col('train/true_episode_return', '.0f')} | "
+                         f"{col('reward/heldout_accuracy')} | {col('reward/true_correlation')} | "
+                         f"{np.mean([r['wall_seconds'] for r in rows]):.0f} |")
+        lines += ["", f"Wall time of the part: {run['wall_seconds']:.0f} s. At this scale a run is a smoke test of the "
+                  "three methods in one loop, not a measurement of their difference.", ""]
     return "\n".join(lines)
 
 
@@ -290,7 +343,7 @@ def plot(path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-PARTS = {"noisy": noisy, "few": few, "offline": offline}
+PARTS = {"noisy": noisy, "few": few, "offline": offline, "online": online}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -317,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pt-dim", type=int, default=64, help="offline: PT width D and preference width P (README: 256; 64 keeps a CPU run in minutes)")
     parser.add_argument("--offline-bt-epochs", type=int, default=50)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--online-steps", type=int, default=5000, help="online: env steps per run")
+    parser.add_argument("--online-per-round", type=int, default=20, help="online: labels per round (4 rounds)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     RESULTS.mkdir(exist_ok=True)
