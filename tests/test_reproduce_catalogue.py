@@ -201,11 +201,14 @@ def test_translation_of_bpref_walker_walk(catalogue):
     assert not [k for k in out if k.startswith(("learner.", "teacher.", "feedback.", "query."))]
     config = parse_config(nested(out))
     assert config.learner is None and config.agent.learning_starts == 5000 and config.agent.hidden_sizes == (1024, 1024)
-    assert "agent.params.alpha_lr" in deviations and "agent.params.critic_target_update_frequency" in deviations
+    assert "agent.params.alpha_lr" in deviations and "agent.params.critic_target_update_frequency" not in deviations
+    assert out["agent.target_update_interval"] == 2
     qpa = expand(catalogue["qpa-door-open"], seeds=1)[0]
     out, deviations = translate(qpa)
     assert out["query.strategy"] == "qpa" and out["query.qpa_episodes"] == 60 and out["agent.recent_fraction"] == 0.5
-    assert "data_aug_ratio" in deviations
+    assert "data_aug_ratio" not in deviations and "learner.augment" not in out  # QPA's MetaWorld branch has no crops
+    out, deviations = translate(expand(catalogue["qpa-walker-walk"], seeds=1)[0])
+    assert out["learner.augment"] == "qpa" and "data_aug_ratio" not in deviations
 
 
 def test_catalogue_files_ship_with_the_package():

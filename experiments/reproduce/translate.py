@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pbrl.augment import QPA_CROPS
 from pbrl.experiments.reproduce.catalogue import RunSpec
 
 # Reference key → pbrl dotted key (type-tagged config), and how. None: no pbrl key; the value
@@ -41,7 +42,7 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     "eval_frequency": ("eval_interval", "same"),
     "num_eval_episodes": ("eval_episodes", "same"),
     "activation": (None, "pbrl's reward members always end in tanh (B-Pref activation=tanh)"),
-    "label_margin": (None, "pbrl: no label smoothing (B-Pref default 0.0)"),
+    "label_margin": ("learner.label_margin", "same (B-Pref label smoothing)"),
     "reward_schedule": (None, "pbrl: a constant reward_batch per round (B-Pref reward_schedule=0)"),
     "agent.params.actor_lr": ("agent.learning_rate", "pbrl has one learning rate for actor, critic and α"),
     "agent.params.critic_lr": ("agent.learning_rate", "must equal actor_lr (one learning rate in pbrl)"),
@@ -50,7 +51,7 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     "agent.params.init_temperature": ("agent.init_temperature", "same"),
     "agent.params.discount": ("agent.gamma", "same"),
     "agent.params.critic_tau": ("agent.tau", "same"),
-    "agent.params.critic_target_update_frequency": (None, "SB3 SAC updates the target every gradient step (1)"),
+    "agent.params.critic_target_update_frequency": ("agent.target_update_interval", "same (SB3's target_update_interval)"),
     "agent.params.actor_update_frequency": (None, "SB3 SAC updates the actor every gradient step (1)"),
     "double_q_critic.params.hidden_dim": ("agent.hidden_sizes", "hidden_sizes = [hidden_dim] × hidden_depth"),
     "double_q_critic.params.hidden_depth": ("agent.hidden_sizes", "hidden_sizes = [hidden_dim] × hidden_depth"),
@@ -60,7 +61,7 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     # huxiao09/QPA train_QPA.py
     "max_reward_buffer_size": ("query.qpa_episodes", "same (episodes in the policy-aligned buffer)"),
     "her_ratio": ("agent.recent_fraction", "share of each SAC batch from the recent transitions"),
-    "data_aug_ratio": (None, "QPA's temporal data augmentation of labeled pairs: not in the current code"),
+    "data_aug_ratio": ("learner.augment", "20 → 'qpa' (QPA's 20 temporal crops per pair); other ratios are a deviation"),
     "explore": (None, "QPA explore=false: plain uniform draws from the policy-aligned buffer (pbrl's qpa)"),
     # apple/ml-reed train_REED.yaml / train_PEBBLE.yaml / run_preference_experiment.py
     "segment_size": ("feedback.segment_length", "same"),
@@ -127,9 +128,8 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
 
 # Settings pbrl has no key for but whose value is what pbrl does: not deviations at that value.
 PBRL_VALUES: dict[str, Any] = {
-    "activation": "tanh", "label_margin": 0.0, "reward_schedule": 0, "explore": False, "contrastive_sfc": False,
-    "joint_learning": False, "action_repeat": 1,
-    "agent.params.critic_target_update_frequency": 1, "agent.params.actor_update_frequency": 1,
+    "activation": "tanh", "reward_schedule": 0, "explore": False, "contrastive_sfc": False,
+    "joint_learning": False, "action_repeat": 1, "agent.params.actor_update_frequency": 1,
 }
 _FEED_TYPES = ("uniform", "disagreement", "entropy", "kcenter", "kcenter-disagreement", "kcenter-entropy")
 # The catalogue's learner names → pbrl's learner.type (the regret learner is pbrl's 'advantage').
@@ -165,6 +165,13 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
             out[target] = math.inf if float(value) < 0 else float(value)
         elif key == "feed_type":
             out[target] = _FEED_TYPES[int(value)]
+        elif key == "data_aug_ratio":  # QPA crops only in train_reward_iter, its DMC branch (train_QPA.py L136–146)
+            if spec.env.startswith("metaworld:"):
+                continue
+            if int(value) == QPA_CROPS:
+                out[target] = "qpa"
+            elif int(value) != 0:
+                deviations[key] = f"{value!r}: pbrl's learner.augment=qpa draws {QPA_CROPS} crops per pair"
         elif key in ("num_unsup_steps", "num_seed_steps"):
             out["agent.learning_starts"] = int(s.get("num_seed_steps", 1000))
             out["feedback.first_query_step"] = int(s.get("num_seed_steps", 1000)) + int(s.get("num_unsup_steps", 0))
