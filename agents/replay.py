@@ -11,11 +11,12 @@
 And QPA's **hybrid experience replay** (Hu et al., ICLR 2024): with ``recent_fraction = ω``
 each batch of ``B`` takes ``round(ω·B)`` transitions uniformly from the ``recent_window``
 most recent rows and the other ``B − round(ω·B)`` uniformly from the whole buffer (QPA:
-ω = 0.5, the last N = 10 episodes), so the critic and actor concentrate on the policy's
-own recent distribution, where the reward model was just queried. The recent part comes
-last in the batch. Sampling uses NumPy's global generator, as SB3's own buffers do
-(seeded by ``set_random_seed``). QPA's code switches back to uniform replay once the
-feedback budget is spent; here the share stays fixed for the whole run.
+ω = 0.5, the last N episodes of the query window, ``agent.recent_window = None``), so the
+critic and actor concentrate on the policy's own recent distribution, where the reward
+model was just queried. The recent part comes last in the batch. Sampling uses NumPy's
+global generator, as SB3's own buffers do (seeded by ``set_random_seed``). As in QPA's
+code, :class:`~pbrl.agents.sac.SACFeedbackHooks` switches back to uniform replay once the
+feedback budget is spent (``configure_hybrid_replay(0, …)``).
 
 And RUNE's **exploration bonus** (:mod:`pbrl.agents.rune`, ``agent.rune``): with
 :meth:`~PreferenceReplayBuffer.attach_rune` a column ``bonus = std_e r̂_e(s, a)`` lives beside
@@ -46,7 +47,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
     recent_fraction: float = 0.0
     """Share ω of every sampled batch drawn from the most recent rows (0 = plain uniform replay)."""
     recent_window: int = 10_000
-    """Rows (per env) that count as recent."""
+    """Rows (per env) that count as recent (set by :meth:`configure_hybrid_replay`)."""
     _rune: tuple[RUNEBonus, RewardLearner, Callable[[], int]] | None = None
     """RUNE's bonus, the learner whose ensemble std fills ``bonus`` and the clock of β_t (never pickled)."""
 
