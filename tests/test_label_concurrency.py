@@ -157,10 +157,4 @@ def test_crowd_answering_the_same_pairs_stores_one_label_per_assignment(tmp_path
     assert all(by_id[label_id] == (query, who) for query, who, label_id in assignments)
     assert sorted(i for ids in acknowledged.values() for i in ids) == sorted(by_id)  # each acknowledged, once
     assert Counter(query for query, _ in by_id.values()) == {int(q): CROWD for q in queries}
-    if twin_refused and store.engine.dialect.name == "postgresql":
-        # Known bug (reported): LabelQueue.submit reads the assignment without a row lock, so under
-        # READ COMMITTED both copies see it unanswered, the second's claim finds it taken and is refused
-        # (409) instead of acknowledged as a duplicate. Nothing is stored twice (asserted above); locking
-        # the assignment row (`.with_for_update()` on that read) makes every copy acknowledged.
-        pytest.xfail(f"simultaneous copies of one answer refused on PostgreSQL: {twin_refused[:2]}")
     assert not twin_refused, twin_refused[:5]

@@ -226,6 +226,7 @@ class LabelQueue:
             assignment = connection.execute(
                 select(a.id, a.swapped, a.assigned_at, a.label_id, a.request_id)
                 .where(a.query_id == query_id, a.annotator == annotator)
+                .with_for_update()  # PostgreSQL: a simultaneous copy of this answer waits here, then sees it answered
             ).first()
             if assignment is None:
                 raise NotAssigned(f"pair {query_id} is not assigned to {annotator}; ask /api/next for your pair")
