@@ -61,6 +61,7 @@ from pbrl.experiments.config import ConfigError, TrainConfig, budget_warnings, s
 from pbrl.experiments.plots import plot_runs
 from pbrl.feedback import FeedbackConfig, FeedbackLoop
 from pbrl.learners.base import PreferenceLearner
+from pbrl.learners.cpl import CPL
 from pbrl.learners.ipl import IPL, Replay
 from pbrl.learners.piql import PreferenceIQL
 from pbrl.learners.preference_transformer import EpisodeRewards, PreferenceTransformer
@@ -288,6 +289,11 @@ class OfflineEngine:
         order = np.random.default_rng(cfg.seed).permutation(len(pairs))
         held = int(round(cfg.reward_free.holdout * len(pairs)))
         train, heldout = pairs[np.sort(order[held:])], pairs[np.sort(order[:held])]
+        if isinstance(learner, CPL) and learner.config.pairing == "rank":  # CPL's rank mode: training segments, true returns
+            labeled = np.flatnonzero(~np.isnan(self.data.labels))[order[:held]]
+            ids = np.setdiff1d(np.arange(len(self.data.segment_start)), np.union1d(self.data.left[labeled], self.data.right[labeled]))
+            segments = self.data.segment_batch(ids, sim_states=False)
+            learner.set_ranked(segments.segments, segments.truth.returns)
         if isinstance(learner, IPL):  # every transition of the dataset's episodes as unlabeled replay
             episodes = self.data.episodes
             learner.set_replay(Replay(episodes.obs, episodes.actions, episodes.next_obs, episodes.terminated))

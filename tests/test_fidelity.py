@@ -311,3 +311,41 @@ def test_opt_in_precisions_reach_the_networks():
     from pbrl.agents.fast_sac import make_fast_sac
 
     assert make_fast_sac(env, SACConfig(hidden_sizes=(8,), precision="bfloat16"), seed=0).precision == "bfloat16"
+
+
+def test_cpl_rank_mode_pairs_as_the_reference():
+    """jhejna/cpl ``research/datasets/feedback_buffer.py`` L96, L128–130: the second segment uniformly at random,
+    ``label = 1·(score_1 < score_2) + ½·(score_1 == score_2)`` (1 = the second preferred)."""
+    from pbrl.learners.cpl import rank_pairs
+
+    data = toy_dataset(10, 3)
+    scores = np.array([3.0, 1.0, 1.0, 2.0, 0.0, 5.0, 1.0, 2.0, 4.0, 0.5])
+    pairs = rank_pairs(data.left, scores, 64, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    first, second = rng.integers(0, 10, size=64), rng.integers(0, 10, size=64)
+    label = 1.0 * (scores[first] < scores[second]) + 0.5 * (scores[first] == scores[second])
+    np.testing.assert_array_equal(pairs.labels, 1.0 - label)  # pbrl's y = P[first ≻ second]
+    np.testing.assert_array_equal(pairs.left.obs, data.left.obs[first])
+    np.testing.assert_array_equal(pairs.right.obs, data.left.obs[second])
+
+
+def test_cpl_rank_mode_runs_offline_on_the_datasets_true_returns(tmp_path):
+    from pbrl import Runner
+    from pbrl.experiments.collect import CollectConfig, CollectTeacherConfig, collect
+    from pbrl.experiments.config import parse_config
+
+    out = collect(CollectConfig(env="metaworld:reach-v3", expert="scripted", episodes_per_policy=1, max_episode_steps=40,
+                                segment_length=10, segments=40, pairs=60, out=str(tmp_path / "reach.h5"),
+                                teacher=CollectTeacherConfig(type="regret")), log=lambda _: None)
+    config = parse_config({
+        "env": "metaworld:reach-v3", "steps": 20, "max_episode_steps": 40, "eval_interval": 20, "eval_episodes": 1,
+        "run_dir": str(tmp_path / "run"), "reward_free": {"dataset": str(out), "holdout": 0.2},
+        "learner": {"type": "cpl", "pairing": "rank", "hidden_sizes": [16], "batch_size": 8, "steps_per_update": 10,
+                    "bc_steps": 10, "warmup_steps": 5},
+    })
+    runner = Runner(config, tmp_path / "run")
+    runner.train()
+    segments, scores = runner.learner.ranked
+    assert len(scores) < 40 and len(segments.obs) == len(scores)  # the held-out pairs' segments left out
+    with pytest.raises(ValueError, match="pairing=rank"):
+        CPL(3, 2, CPLConfig(hidden_sizes=(8,), pairing="rank", bc_steps=0, steps_per_update=1), seed=0).update(toy_dataset(4, 3))

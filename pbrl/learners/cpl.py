@@ -64,6 +64,8 @@ class CPLConfig:
     """Hidden widths of the policy MLP."""
     dropout: float = 0.25
     """Dropout after each hidden layer of the policy."""
+    pairing: str = "fixed"
+    """'fixed': the dataset's labeled pairs. 'rank' (the reference's MetaWorld configs, dataset_kwargs.mode: rank): each batch pairs every drawn segment with a uniformly random other one, labeled from per-segment scores (½ on ties); needs set_ranked(), which the offline runner calls with every training segment scored by its true return (dense comparisons)."""
     init: str = "orthogonal"
     """Policy weight init: 'orthogonal' (gain 1, zero bias: the reference's ortho_init, research/networks/mlp.py weight_init L13–22) or 'torch' (PyTorch's default, pbrl's former)."""
     steps_per_update: int = 1_000
@@ -80,6 +82,8 @@ class CPLConfig:
             raise ValueError(f"learner.alpha must be > 0, got {self.alpha}")
         if self.init not in INITS:
             raise ValueError(f"learner.init must be one of {INITS}, got {self.init!r}")
+        if self.pairing not in ("fixed", "rank"):
+            raise ValueError(f"learner.pairing must be 'fixed' or 'rank', got {self.pairing!r}")
         if self.bc_data not in BC_DATA:
             raise ValueError(f"learner.bc_data={self.bc_data!r} is unknown; choose one of {list(BC_DATA)}")
         if self.batch_size < 1 or self.steps_per_update < 1 or self.bc_steps < 0 or self.warmup_steps < 0:
@@ -114,6 +118,15 @@ def cpl_loss(
     return loss.mean(), accuracy
 
 
+def rank_pairs(segments: Segments, scores: np.ndarray, count: int, rng: np.random.Generator) -> PreferenceDataset:
+    """CPL's "rank" mode (jhejna/cpl ``research/datasets/feedback_buffer.py`` L96, L128–130): ``count``
+    segments drawn uniformly, each compared with a uniformly random one, ``y = 1`` if its score is higher,
+    ½ on ties."""
+    first, second = rng.integers(0, len(scores), size=count), rng.integers(0, len(scores), size=count)
+    labels = (scores[first] > scores[second]) + 0.5 * (scores[first] == scores[second])
+    return PreferenceDataset(segments[first], segments[second], labels.astype(np.float32))
+
+
 def bc_loss(log_probs: torch.Tensor, batch: PairBatch, data: str) -> torch.Tensor:
     """``−E log π(a|s)`` over both segments of each pair (``data='all'``) or the preferred one."""
     if data == "all":
@@ -131,6 +144,13 @@ class CPL(PolicyLearner):
     def __init__(self, obs_dim: int, act_dim: int, config: CPLConfig = CPLConfig(), seed: int = 0) -> None:
         super().__init__(obs_dim, act_dim, config, seed)
         self._make_optimizer(warmup=0)
+        self.ranked: tuple[Segments, np.ndarray] | None = None
+
+    def set_ranked(self, segments: Segments, scores: np.ndarray) -> None:
+        """Segments and their scores ``[K]`` that ``pairing='rank'`` re-pairs every batch."""
+        if len(segments.obs) != len(scores) or len(scores) < 2:
+            raise ValueError(f"set_ranked needs one score per segment and ≥ 2 segments, got {len(segments.obs)} and {len(scores)}")
+        self.ranked = (segments, np.asarray(scores, dtype=np.float64))
 
     def build_networks(self, obs_dim: int, act_dim: int) -> None:
         cfg = self.config
@@ -151,7 +171,13 @@ class CPL(PolicyLearner):
         cfg = self.config
         if self.updates == cfg.bc_steps and cfg.bc_steps > 0:  # pre-training ends: fresh optimiser with warm-up
             self._make_optimizer(cfg.warmup_steps)
-        batch = sample_pairs(data, cfg.batch_size, cfg.window, self.rng, self.device)
+        if cfg.pairing == "rank":
+            if self.ranked is None:
+                raise ValueError("learner.pairing=rank needs per-segment scores (CPL.set_ranked; the offline runner sets "
+                                 "them from the dataset's true segment returns)")
+            batch = sample_pairs(rank_pairs(*self.ranked, cfg.batch_size, self.rng), cfg.batch_size, cfg.window, self.rng, self.device, draw=False)
+        else:
+            batch = sample_pairs(data, cfg.batch_size, cfg.window, self.rng, self.device)
         log_probs = self._log_probs(batch)
         imitation = bc_loss(log_probs, batch, cfg.bc_data)
         metrics = {"bc_loss": imitation.item()}

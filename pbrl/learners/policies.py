@@ -68,12 +68,14 @@ class PairBatch:
 
 
 def sample_pairs(
-    data: PreferenceDataset, batch_size: int, window: int | None, rng: np.random.Generator, device: torch.device
+    data: PreferenceDataset, batch_size: int, window: int | None, rng: np.random.Generator, device: torch.device,
+    draw: bool = True,
 ) -> PairBatch:
-    """``batch_size`` pairs drawn uniformly (with replacement); with ``window`` set, each segment
-    is cut to a random ``window``-step slice (jhejna/inverse-preference-learning's subsampling;
-    the label stays the whole segments' label)."""
-    index = rng.integers(0, len(data), size=batch_size)
+    """``batch_size`` pairs drawn uniformly (with replacement; ``draw=False``: all of ``data``, in order);
+    with ``window`` set, each segment is cut to a random ``window``-step slice
+    (jhejna/inverse-preference-learning's subsampling; the label stays the whole segments' label)."""
+    index = rng.integers(0, len(data), size=batch_size) if draw else np.arange(len(data))
+    batch_size = len(index)
     length = data.left.length
     steps = np.arange(length)[None, :]
     if window is not None and window < length:
