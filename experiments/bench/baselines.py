@@ -297,11 +297,13 @@ def report(args: argparse.Namespace) -> str:
         lines += [
             "## Online: PEBBLE vs +SURF vs +RUNE driving SAC", "",
             f"{ENV} through the Runner, **{a['online_steps']:,} env steps per run** (the papers: 1M), {a['seeds']} seed(s); "
-            f"SAC with pbrl's defaults, 1,000 random steps, state-entropy pre-training until the first round at step "
-            f"{a['online_steps'] // 5:,}, then {a['online_per_round']} oracle labels (disagreement queries) every "
+            f"SAC with pbrl's defaults and 1,000 random steps; the first round at step {a['online_steps'] // 5:,} "
+            f"({max(a['online_steps'] // 5 - 1000, 0):,} steps of state-entropy pre-training before it), then "
+            f"{a['online_per_round']} oracle labels (disagreement queries) every "
             f"{a['online_steps'] // 5:,} steps, {4 * a['online_per_round']} in all; reward ensembles 3 × (256, 256, 256), ≤ {a['max_epochs']} "
             "epochs per round. `pebble+surf`: learner.type=surf (README defaults); `pebble+rune`: agent.rune={} (β_0 = 0.05, "
-            f"ρ = 1e-5). Final evaluation on {a['eval_episodes']} episodes (mean ± std over seeds):",
+            f"ρ = 1e-5). Final evaluation on {a['eval_episodes']} episodes; held-out accuracy on the last round's labels "
+            "(before training on them). Mean ± std over seeds (one seed: no spread):",
             "", "| method | eval return | train episode return | held-out acc. | reward corr. | wall s |", "|---|---|---|---|---|---|",
         ]
         for name, rows in run["results"].items():
