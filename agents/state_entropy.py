@@ -18,20 +18,9 @@ from typing import Literal
 
 import torch
 
+from pbrl.knn import knn_distance
+
 STATE_ENTROPY_ON = ("obs", "next_obs")
-
-
-def knn_distance(states: torch.Tensor, reference: torch.Tensor, k: int = 5, chunk: int = 4096) -> torch.Tensor:
-    """Distance from each of ``states`` [B, d] to its k-th nearest neighbour in ``reference`` [N, d].
-
-    The states are themselves in ``reference`` (distance 0 to themselves), so the k-th
-    neighbour is the (k+1)-th smallest distance, as in B-Pref.
-    """
-    k = min(k, len(reference) - 1)
-    if k < 1:
-        return torch.zeros(len(states), device=states.device)
-    dists = torch.cat([torch.cdist(states, reference[i : i + chunk]) for i in range(0, len(reference), chunk)], dim=1)
-    return torch.topk(dists, k + 1, dim=1, largest=False).values[:, -1]  # 6× faster than kthvalue on CPU
 
 
 class RunningStd:

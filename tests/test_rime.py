@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from pbrl.learners.bradley_terry import BTEnsembleConfig
-from pbrl.learners.rime import RIME, LossStatistics, RIMEConfig, knn_state_entropy
+from pbrl.knn import knn_distance
+from pbrl.learners.rime import RIME, LossStatistics, RIMEConfig
 from pbrl.segments import PreferenceDataset
 from tests.helpers import filled_log
 
@@ -121,7 +122,7 @@ def test_warm_start_fits_the_normalised_state_entropy() -> None:
     obs = torch.as_tensor(segments.obs[:, 0])
     dists = torch.cdist(obs, obs)
     knn = torch.sort(dists, dim=1).values[:, 5]  # the 5th neighbour besides the point itself
-    torch.testing.assert_close(knn_state_entropy(obs, 5, chunk=64), knn)
+    torch.testing.assert_close(knn_distance(obs, obs, 5, max_elements=64 * 300), knn)
     metrics = learner.observe(log.view())
     assert metrics["rime_warm_start_steps"] == 600
     learned = learner.reward(segments.obs[:, 0], segments.actions[:, 0], segments.next_obs[:, 0])

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pbrl.knn import knn_distance
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig, SegmentTensors, training_correct
 from pbrl.segments import PreferenceDataset
 from pbrl.transitions import TransitionView
@@ -119,11 +120,6 @@ def trusted_and_flipped(
     return loss < bound + min(beta * stats.var, max_uncertainty), loss > -np.log(flip_tau)
 
 
-def knn_state_entropy(obs: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
-    """``‖s − s^{k-NN}‖`` of every row of ``obs`` ``[N, d]`` among all rows (itself included as the 0th), ``[N]``."""
-    return torch.cat([torch.cdist(obs[i : i + chunk], obs).kthvalue(k + 1, dim=1).values for i in range(0, len(obs), chunk)])
-
-
 class RIME(BTEnsemble):
     """PEBBLE's ensemble trained on trusted and flipped labels (module docstring)."""
 
@@ -150,7 +146,7 @@ class RIME(BTEnsemble):
         segments = view.transitions()
         obs = torch.as_tensor(segments.obs[:, 0], dtype=torch.float32, device=self.device)
         x = torch.cat([obs, torch.as_tensor(segments.actions[:, 0], dtype=torch.float32, device=self.device)], dim=1)
-        entropy = knn_state_entropy(obs, cfg.warm_start_k)
+        entropy = knn_distance(obs, obs, cfg.warm_start_k)
         target = (entropy - entropy.mean()) / entropy.std().clamp(min=1e-8)
         target = target / target.abs().max().clamp(min=1e-8)  # the extreme entropies at ±1, like tanh's range
         steps = int(cfg.warm_start_ratio * len(x))
@@ -242,4 +238,4 @@ class RIME(BTEnsemble):
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: min(1.0, step / warmup) if warmup else 1.0)
 
 
-__all__ = ["RIME", "RIMEConfig", "LossStatistics", "knn_state_entropy", "trusted_and_flipped"]
+__all__ = ["RIME", "RIMEConfig", "LossStatistics", "trusted_and_flipped"]
