@@ -5,6 +5,7 @@ answer kept through a network drop and a reload, and the round finished after th
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 
 import pytest
 
@@ -41,6 +42,27 @@ FRAMES = """() => {
 }"""
 
 
+@contextmanager
+def _page_of(server, annotator: str, timeout_ms: int):
+    """The labeling page of ``server`` for a new ``annotator``, once its first pair plays; closes browser and server."""
+    url = server.start()
+    token = server.queue.add_annotator(annotator)
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        except sync_api.Error as error:
+            server.stop()
+            pytest.skip(f"chromium is installed but does not start here: {error}")
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(f"{url}/?token={token}")
+            page.wait_for_function(READY, arg=None, timeout=timeout_ms)
+            yield page
+        finally:
+            browser.close()
+            server.stop()
+
+
 def _labels(store) -> list[tuple]:
     return store.execute("SELECT query_id, annotator, label, swapped FROM labels ORDER BY id")
 
@@ -54,51 +76,37 @@ def test_labeling_page_in_headless_chromium(tmp_path):
     store, queries = queued_store(tmp_path / "p.sqlite", pairs=3, length=10)
     store.set_meta("label_budget", "3")
     server = LabelServer(store, tmp_path / "videos", TASK, RenderSettings(64, 64), port=0)
-    url = server.start()
-    token = server.queue.add_annotator("alice")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        except sync_api.Error as error:
-            server.stop()
-            pytest.skip(f"chromium is installed but does not start here: {error}")
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 800})
-            page.goto(f"{url}/?token={token}")
-            page.wait_for_function(READY, arg=None, timeout=60_000)
-            assert page.inner_text("#task") == TASK and page.locator("#task *").count() == 0  # shown as text
-            difference, brightness = page.evaluate(FRAMES)
-            assert brightness > 20 and difference > 2, (difference, brightness)  # two real, different clips
+    with _page_of(server, "alice", 60_000) as page:
+        assert page.inner_text("#task") == TASK and page.locator("#task *").count() == 0  # shown as text
+        difference, brightness = page.evaluate(FRAMES)
+        assert brightness > 20 and difference > 2, (difference, brightness)  # two real, different clips
 
-            first = page.evaluate("() => current")
-            page.keyboard.press("ArrowLeft")
-            page.wait_for_function("() => document.getElementById('session').textContent === '1'")
-            assert page.inner_text("#round-done") == "1" and page.inner_text("#budget-done") == "1"
-            assert _labels(store)[0][:3] == (first["id"], "alice", _stored_label(store, first["id"],
-                                                                                   first["left"]["segment"], 1.0))
-            page.wait_for_function(READY, arg=first["id"], timeout=60_000)
+        first = page.evaluate("() => current")
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("() => document.getElementById('session').textContent === '1'")
+        assert page.inner_text("#round-done") == "1" and page.inner_text("#budget-done") == "1"
+        assert _labels(store)[0][:3] == (first["id"], "alice", _stored_label(store, first["id"],
+                                                                               first["left"]["segment"], 1.0))
+        page.wait_for_function(READY, arg=first["id"], timeout=60_000)
 
-            second = page.evaluate("() => current")  # the network drops while answering the second pair
-            page.route("**/api/label", lambda route: route.abort())
-            page.keyboard.press("ArrowRight")
-            page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Offline')")
-            assert len(_labels(store)) == 1 and second["id"] != first["id"]
-            page.unroute("**/api/label")
-            page.reload()  # mid-round: the kept answer is sent once, then the round goes on
-            page.wait_for_function("() => document.getElementById('session').textContent === '2'")
-            page.wait_for_function(READY, arg=second["id"], timeout=60_000)
-            assert _labels(store)[1][:3] == (second["id"], "alice", _stored_label(store, second["id"],
-                                                                                    second["left"]["segment"], 0.0))
-            third = page.evaluate("() => current")
-            page.click("button[data-choice=equal]")
-            page.wait_for_selector("#waiting", state="visible")
-            counters = [page.inner_text(f"#{name}") for name in ("session", "round-done", "round-quota", "budget-done")]
-            assert counters == ["3", "3", "3", "3"]
-            assert [row[:3] for row in _labels(store)][2] == (third["id"], "alice", 0.5)
-            assert sorted(row[0] for row in _labels(store)) == sorted(int(q) for q in queries)  # each pair once
-        finally:
-            browser.close()
-            server.stop()
+        second = page.evaluate("() => current")  # the network drops while answering the second pair
+        page.route("**/api/label", lambda route: route.abort())
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Offline')")
+        assert len(_labels(store)) == 1 and second["id"] != first["id"]
+        page.unroute("**/api/label")
+        page.reload()  # mid-round: the kept answer is sent once, then the round goes on
+        page.wait_for_function("() => document.getElementById('session').textContent === '2'")
+        page.wait_for_function(READY, arg=second["id"], timeout=60_000)
+        assert _labels(store)[1][:3] == (second["id"], "alice", _stored_label(store, second["id"],
+                                                                                second["left"]["segment"], 0.0))
+        third = page.evaluate("() => current")
+        page.click("button[data-choice=equal]")
+        page.wait_for_selector("#waiting", state="visible")
+        counters = [page.inner_text(f"#{name}") for name in ("session", "round-done", "round-quota", "budget-done")]
+        assert counters == ["3", "3", "3", "3"]
+        assert [row[:3] for row in _labels(store)][2] == (third["id"], "alice", 0.5)
+        assert sorted(row[0] for row in _labels(store)) == sorted(int(q) for q in queries)  # each pair once
 
 
 def test_offline_dataset_pair_answered_through_the_page(tmp_path):
@@ -114,28 +122,14 @@ def test_offline_dataset_pair_answered_through_the_page(tmp_path):
         pairs=2, annotators_per_pair=1, known_rate=0.0))
     server = LabelServer(store, tmp_path / "labels" / "videos", "Which arm opens the drawer?", RenderSettings(64, 64),
                          port=0)
-    url = server.start()
-    token = server.queue.add_annotator("alice")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        except sync_api.Error as error:
-            server.stop()
-            pytest.skip(f"chromium is installed but does not start here: {error}")
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 800})
-            page.goto(f"{url}/?token={token}")
-            page.wait_for_function(READY, arg=None, timeout=120_000)
-            difference, brightness = page.evaluate(FRAMES)
-            assert brightness > 20 and difference > 1, (difference, brightness)  # the arm, in two different clips
-            first = page.evaluate("() => current")
-            page.keyboard.press("ArrowLeft")
-            page.wait_for_function("() => document.getElementById('session').textContent === '1'")
-            assert first["id"] in queries.tolist()
-            assert _labels(store)[0][:3] == (first["id"], "alice", _stored_label(store, first["id"],
-                                                                                   first["left"]["segment"], 1.0))
-            episode, start = store.execute(f"SELECT episode, start FROM segments WHERE id = {first['left']['segment']}")[0]
-            assert (episode, start) in set(zip(data.segment_episode.tolist(), data.segment_start.tolist()))
-        finally:
-            browser.close()
-            server.stop()
+    with _page_of(server, "alice", 120_000) as page:
+        difference, brightness = page.evaluate(FRAMES)
+        assert brightness > 20 and difference > 1, (difference, brightness)  # the arm, in two different clips
+        first = page.evaluate("() => current")
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("() => document.getElementById('session').textContent === '1'")
+        assert first["id"] in queries.tolist()
+        assert _labels(store)[0][:3] == (first["id"], "alice", _stored_label(store, first["id"],
+                                                                               first["left"]["segment"], 1.0))
+        episode, start = store.execute(f"SELECT episode, start FROM segments WHERE id = {first['left']['segment']}")[0]
+        assert (episode, start) in set(zip(data.segment_episode.tolist(), data.segment_start.tolist()))
