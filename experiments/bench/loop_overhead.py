@@ -73,9 +73,8 @@ def pbrl_run(env_id: str, run: str, steps: int, seed: int, device: str, hidden: 
              bf16: bool = False) -> tuple[float, float, dict]:
     """(wall s, CPU s, summary) of one run through the Runner: ``run`` is one of :data:`RUNS`.
 
-    ``bf16``: the opt-in bf16 paths on the ``*-fast`` run — FastSAC ``precision="bfloat16"``
-    and the reward ensemble's ``train_autocast="bfloat16"`` (no config keys yet: set on
-    the built objects).
+    ``bf16``: the opt-in bf16 paths on the ``*-fast`` run — ``agent.precision=bfloat16``
+    (FastSAC) and ``learner.train_precision=bfloat16`` (the reward ensemble's training passes).
     """
     method = "sac" if run == "pbrl-sac" else "pebble"
     overrides = [
@@ -83,12 +82,9 @@ def pbrl_run(env_id: str, run: str, steps: int, seed: int, device: str, hidden: 
         "eval_episodes=0", "progress=false", f"agent.device={device}", "agent.learning_starts=1000",
         f"agent.impl={'fast' if run.endswith('fast') else 'sb3'}",
         *(pebble_overrides(steps, device, hidden) if method == "pebble" else []),
+        *(["agent.precision=bfloat16", "learner.train_precision=bfloat16"] if bf16 and run.endswith("fast") else []),
     ]
-    runner = Runner(parse_config({}, overrides), run_dir)
-    if bf16 and run.endswith("fast"):
-        runner.engine.model.precision = "bfloat16"
-        runner.learner.net.train_autocast = "bfloat16"
-    return timed(runner.train)
+    return timed(Runner(parse_config({}, overrides), run_dir).train)
 
 
 def main() -> None:
