@@ -1,27 +1,37 @@
 """Hindsight PRIOR (Verma & Metcalf, "Hindsight PRIORs for Reward Learning from Human
-Preferences", ICLR 2024; reference code apple/ml-rlhf-hindsight-prior).
+Preferences", ICLR 2024, arXiv 2404.08828; reference code apple/ml-rlhf-hindsight-prior, not
+retrievable here).
 
 PEBBLE's Bradley–Terry ensemble plus a credit-assignment prior. A causal transformer world
 model (:mod:`pbrl.learners.world_model`), trained on the agent's recent segments to predict
-next states, gives every step of a segment an importance ``α_t`` (its attention weight,
-``Σ_t α_t = 1``). Each member's per-step rewards are pulled toward that share of the
-segment's predicted return — the *predicted return redistribution* objective:
+next states, gives every step of a segment an importance ``α_t`` (the last token's attention to
+the step's state and action tokens, ``Σ_t α_t = 1``). Each member's per-step rewards are pulled
+toward that share of the segment's *predicted* return — the paper's "auxiliary predicted return
+redistribution objective" (Abstract: the method "uses a world model to approximate state
+importance within a trajectory and then guides rewards to be proportional to state
+importance"):
 
     R̂_e(σ) = Σ_t r̂_e(s_t, a_t),   r_target,t = α_t · sg[R̂_e(σ)],
     L_prior = Σ_e (1 / (B T)) Σ_{σ,t} (r̂_e(s_t, a_t) − r_target,t)²,
     L = L_BT + λ L_prior,
 
-over both segments of every pair in the minibatch (``sg`` = stop-gradient: the prior moves
-the per-step rewards, not the return the preferences fix). ``L_prior = 0`` exactly when the
-rewards are already proportional to the importances. The world model is refreshed from the
-transition log before every ``learner.world_interval``-th reward update (the loop's
-:meth:`observe` hook), then frozen while the rewards train; importances are computed once
-per update for every labeled segment. A segment that runs into the absorbing state after a
-termination (``feedback.absorbing``) takes the importances of its steps up to the terminal
-one (the attention of that step's token), 0 on the absorbing steps, whose reward is 0.
+over both segments of every pair in the minibatch (``sg`` = stop-gradient, pbrl's choice:
+the prior moves the per-step rewards, not the return the preferences fix; ``stop_gradient=
+False`` gives WiseRL's undetached form). ``L_prior = 0`` exactly when the rewards are already
+proportional to the importances. The world model is refreshed from the transition log before
+every ``learner.world_interval``-th reward update (the loop's :meth:`observe` hook), then
+frozen while the rewards train; importances are computed once per update for every labeled
+segment. A segment that runs into the absorbing state after a termination
+(``feedback.absorbing``) takes the importances of its steps up to the terminal one (the
+attention of that step's last token), 0 on the absorbing steps, whose reward is 0.
 
-Defaults: λ = 1 (the prior coefficient of the reference implementations); the reward
-ensemble's knobs are PEBBLE's (the ``learner`` section's Bradley–Terry keys).
+What is pinned and what is not (see ``docs/fidelity.md``): the paper's body (its Eq. 3–4,
+Section 5.3's λ ablation, its appendix) could not be read here — the stored copies hold only
+its abstract and introduction. The predicted (not true) return being redistributed is the
+Abstract's; the two-token α comes from the ICLR 2024 reviews and WiseRL's restatement; λ,
+the world model's size and schedule, the squared error and the stop-gradient are pbrl's
+unconfirmed choices. The reward ensemble's knobs are PEBBLE's (the ``learner`` section's
+Bradley–Terry keys).
 """
 
 from __future__ import annotations
@@ -33,14 +43,18 @@ import numpy as np
 import torch
 
 from pbrl.learners.bradley_terry import BTEnsemble, BTEnsembleConfig
-from pbrl.learners.world_model import WorldModel
+from pbrl.learners.world_model import TOKEN_LAYOUTS, WorldModel
 from pbrl.segments import PreferenceDataset, Segments
 from pbrl.transitions import TransitionView
 
 
-def prior_loss(step_rewards: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
-    """``L_prior`` per member: ``step_rewards`` [E, B, T], ``importance`` [B, T] (or per member [E, B, T]) → [E]."""
-    target = importance * step_rewards.detach().sum(dim=-1, keepdim=True)
+def prior_loss(step_rewards: torch.Tensor, importance: torch.Tensor, stop_gradient: bool = True) -> torch.Tensor:
+    """``L_prior`` per member: ``step_rewards`` [E, B, T], ``importance`` [B, T] (or per member [E, B, T]) → [E].
+
+    The target is ``α_t`` times the segment's predicted return ``Σ_t r̂_t`` (detached unless
+    ``stop_gradient=False``); the loss is the mean squared error over segments and steps."""
+    predicted_return = step_rewards.sum(dim=-1, keepdim=True)
+    target = importance * (predicted_return.detach() if stop_gradient else predicted_return)
     return (step_rewards - target).pow(2).mean(dim=(1, 2))
 
 
@@ -49,27 +63,38 @@ class HindsightPriorConfig:
     """Hindsight PRIOR's prior and world model (learner.type=hprior, beside the Bradley–Terry ensemble's knobs)."""
 
     weight: float = 1.0
-    """λ, the weight of the predicted-return-redistribution loss (reference implementations: 1)."""
+    """λ, the weight of the predicted-return-redistribution loss. Unconfirmed: the paper's value
+    (its Section 5.3 ablates it; an ICLR 2024 reviewer reports that a large coefficient collapses
+    the policy) was not read; WiseRL's class default is 1, its configs use 1000."""
+    world_tokens: str = "state_action"
+    """World-model token layout: "state_action" (a state and an action token per step, α_t adds
+    the two — the paper's α as the ICLR 2024 reviews and WiseRL state it) or "step" (one token per
+    step: pbrl's previous default, kept to resume runs made with it)."""
+    stop_gradient: bool = True
+    """Detach the predicted return in the redistribution target (pbrl's choice, unconfirmed:
+    the paper's Eq. 4 was not read); false gives WiseRL's form, whose target carries gradient."""
     world_dim: int = 64
-    """Width of the world model's tokens."""
+    """Width of the world model's tokens (unconfirmed: the paper's size was not read; WiseRL: 256)."""
     world_layers: int = 2
-    """Transformer blocks of the world model."""
+    """Transformer blocks of the world model (unconfirmed; WiseRL: 3)."""
     world_heads: int = 4
-    """Attention heads per block."""
+    """Attention heads per block, averaged in α (unconfirmed; WiseRL: 1)."""
     world_lr: float = 1e-4
-    """Adam learning rate of the world model."""
+    """Adam learning rate of the world model (unconfirmed)."""
     world_steps: int = 200
-    """World-model gradient steps per refresh."""
+    """World-model gradient steps per refresh (unconfirmed; WiseRL pre-trains 10,000 steps once, offline)."""
     world_batch: int = 32
-    """Logged segments per world-model step."""
+    """Logged segments per world-model step (unconfirmed)."""
     world_interval: int = 1
-    """Refresh the world model before every world_interval-th reward update (1 = every feedback round)."""
+    """Refresh the world model before every world_interval-th reward update (1 = every feedback round; unconfirmed)."""
 
     def __post_init__(self) -> None:
         if self.weight < 0:
             raise ValueError(f"learner.weight must be ≥ 0, got {self.weight}")
         if min(self.world_dim, self.world_layers, self.world_heads, self.world_batch, self.world_interval) < 1 or self.world_steps < 0:
             raise ValueError("learner.world_* sizes and world_interval must be ≥ 1, world_steps ≥ 0")
+        if self.world_tokens not in TOKEN_LAYOUTS:
+            raise ValueError(f"learner.world_tokens must be one of {TOKEN_LAYOUTS}, got {self.world_tokens!r}")
 
 
 class HindsightPrior(BTEnsemble):
@@ -83,7 +108,9 @@ class HindsightPrior(BTEnsemble):
         self.prior, self.segment_length = config, segment_length
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
-            self.world = WorldModel(obs_dim, act_dim, segment_length, config.world_dim, config.world_layers, config.world_heads).to(self.device)
+            self.world = WorldModel(
+                obs_dim, act_dim, segment_length, config.world_dim, config.world_layers, config.world_heads, config.world_tokens
+            ).to(self.device)
         self.world_optimizer = torch.optim.Adam(self.world.parameters(), lr=config.world_lr)
         self.rng = np.random.default_rng(seed)
         self.updates = 0
@@ -127,7 +154,9 @@ class HindsightPrior(BTEnsemble):
     ) -> torch.Tensor:
         """``λ L_prior`` per member, over both segments of the minibatch's pairs."""
         alpha_left, alpha_right = context
-        return self.prior.weight * (0.5 * (prior_loss(steps_left, alpha_left[index]) + prior_loss(steps_right, alpha_right[index])))
+        sg = self.prior.stop_gradient
+        both = prior_loss(steps_left, alpha_left[index], sg) + prior_loss(steps_right, alpha_right[index], sg)
+        return self.prior.weight * (0.5 * both)
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
@@ -141,6 +170,9 @@ class HindsightPrior(BTEnsemble):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
+        saved = "state_action" if "embed_state.weight" in state["world"] else "step"
+        if saved != self.world.tokens:
+            raise ValueError(f"this checkpoint's world model has learner.world_tokens={saved}; set it to resume (now {self.world.tokens})")
         self.world.load_state_dict(state["world"])
         self.world_optimizer.load_state_dict(state["world_optimizer"])
         self.rng.bit_generator.state = state["rng"]
