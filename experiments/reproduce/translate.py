@@ -26,7 +26,7 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     "reward_batch": ("feedback.per_round", "same"),
     "segment": ("feedback.segment_length", "same"),
     "reward_lr": ("learner.lr", "same"),
-    "reward_update": ("learner.max_epochs", "same (pbrl may stop a round early at learner.stop_accuracy)"),
+    "reward_update": ("learner.max_epochs", "same (pbrl may stop a round early at learner.stop_accuracy); QPA's DMC runs: learner.schedule=iterations, learner.iterations_per_label"),
     "ensemble_size": ("learner.ensemble_size", "same"),
     "large_batch": ("query.pool_multiplier", "same"),
     "preference_dataset_large_update_size": ("query.pool_multiplier", "ml-reed's name for large_batch"),
@@ -165,8 +165,11 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
             out[target] = math.inf if float(value) < 0 else float(value)
         elif key == "feed_type":
             out[target] = _FEED_TYPES[int(value)]
+        elif key == "reward_update" and _qpa_dmc(spec):  # train_reward_iter: ceil(reward_update · labels / 128) minibatches
+            out["learner.schedule"] = "iterations"
+            out["learner.iterations_per_label"] = int(value)
         elif key == "data_aug_ratio":  # QPA crops only in train_reward_iter, its DMC branch (train_QPA.py L136–146)
-            if spec.env.startswith("metaworld:"):
+            if not _qpa_dmc(spec):
                 continue
             if int(value) == QPA_CROPS:
                 out[target] = "qpa"
@@ -201,6 +204,12 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
         if key in s and s[key] == value:
             deviations.pop(key, None)
     return _used_sections(out, spec), deviations
+
+
+def _qpa_dmc(spec: RunSpec) -> bool:
+    """A QPA run on DMC: train_QPA.py trains the reward with train_reward_iter, crops included, on every env
+    but MetaWorld (L136–146: MetaWorld runs train_reward's epochs, without crops)."""
+    return spec.query == "qpa" and not spec.env.startswith("metaworld:")
 
 
 def _used_sections(out: dict[str, Any], spec: RunSpec) -> dict[str, Any]:

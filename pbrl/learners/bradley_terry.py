@@ -78,8 +78,12 @@ def training_correct(
 
     B-Pref (``train_soft_reward`` L699–711) predicts σ¹ iff ``R̂¹ ≥ R̂²`` (``torch.max`` takes the
     first index on ties) and turns a ½ label into "σ¹", so a ½ label is correct iff ``R̂¹ ≥ R̂²``.
-    ``exclude_equal``: ½ labels are neither correct nor counted.
+    ``exclude_equal``: ½ labels are neither correct nor counted. Returns ``[..., k·b]`` of crops
+    (``augment="qpa"``) are scored against the labels ``[..., b]`` repeated crop-major, QPA's
+    ``labels.repeat(20)`` (``train_reward_iter`` L723–727, L748–751).
     """
+    if r_left.shape[-1] != labels.shape[-1]:
+        labels = labels.repeat(*([1] * (labels.dim() - 1)), r_left.shape[-1] // labels.shape[-1])
     says_left = r_left >= r_right
     hard = labels != 0.5
     correct = torch.where(hard, says_left.float() == labels, says_left)
@@ -119,6 +123,12 @@ class BTEnsembleConfig:
     """False (B-Pref's train_soft_reward L707–711): a ½ label counts as correct iff R̂¹ ≥ R̂². True: the early-stop accuracy is over decided labels only, so it reflects what the labels can teach."""
     augment: str = "none"
     """'none', or 'qpa': QPA's data augmentation, every pair trained as 20 temporal crops of S−15…S−5 steps with its label (huxiao09/QPA reward_model.py train_reward_iter; pbrl.augment.qpa_crops)."""
+    schedule: str = "epochs"
+    """How a round is trained. 'epochs' (B-Pref/PEBBLE, reward_model.py train_reward): up to max_epochs passes over all labels, stop when an epoch's accuracy > stop_accuracy. 'iterations' (QPA's DMC runs, huxiao09/QPA train_QPA.py L143–144 and reward_model.py train_reward_iter L697–766): ⌈iterations_per_label · labels / batch_size⌉ minibatches, each member walking its own order and reshuffling when it is used up, stop once the round's running accuracy ≥ iterations_stop_accuracy."""
+    iterations_per_label: int = 2000
+    """schedule='iterations': minibatches per round = ⌈iterations_per_label · labels / batch_size⌉ (QPA's reward_update = 2000, run_QPA.sh; train_QPA.py L143–144)."""
+    iterations_stop_accuracy: float = 0.98
+    """schedule='iterations': stop a round once the accuracy over all its minibatches so far (crops included) reaches this (QPA reward_model.py L761: ≥ 0.98; its MetaWorld branch keeps the epochs and > 0.97, train_QPA.py L136–141)."""
     train_precision: str = "float32"
     """'float32', or 'bfloat16' (opt-in, changes the numbers): training forwards' matrix products in bf16 under autocast (EnsembleMLP.train_autocast); parameters, Adam and inference stay float32."""
     device: str = "cpu"
@@ -133,6 +143,12 @@ class BTEnsembleConfig:
             raise ValueError(f"learner.label_margin must be in [0, 0.5), got {self.label_margin}")
         if self.augment not in ("none", "qpa"):
             raise ValueError(f"learner.augment must be 'none' or 'qpa', got {self.augment!r}")
+        if self.schedule not in ("epochs", "iterations"):
+            raise ValueError(f"learner.schedule must be 'epochs' (B-Pref/PEBBLE) or 'iterations' (QPA's DMC runs), got {self.schedule!r}")
+        if self.iterations_per_label < 1:
+            raise ValueError(f"learner.iterations_per_label must be ≥ 1 (QPA: 2000), got {self.iterations_per_label}")
+        if not 0.0 < self.iterations_stop_accuracy <= 1.0:
+            raise ValueError(f"learner.iterations_stop_accuracy must be in (0, 1] (QPA: 0.98), got {self.iterations_stop_accuracy}")
         if self.train_precision not in ("float32", "bfloat16"):
             raise ValueError(f"learner.train_precision must be 'float32' or 'bfloat16', got {self.train_precision!r}")
 
@@ -272,14 +288,15 @@ class BTEnsemble(RewardLearner):
         self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor,
         context: Any = None, weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed-over-members minibatch loss ``Σ_e [(1/b) Σ_i w_i ℓ_e,i + extra_e]`` and the returns ``[E, b]``
-        of both sides. ``weights`` are this minibatch's pair weights ``[E, b]`` (None: all 1)."""
+        """Summed-over-members minibatch loss ``Σ_e [(1/b) Σ_i w_i ℓ_e,i + extra_e]`` and the returns of both
+        sides that the Bradley–Terry term scored, for the accuracy: ``[E, b]``, or ``[E, 20·b]`` crops with
+        ``augment='qpa'`` (QPA counts its accuracy on them). ``weights``: this minibatch's pair weights ``[E, b]`` (None: all 1)."""
         steps_left, steps_right = self._member_step_rewards(left, index), self._member_step_rewards(right, index)
         r_left, r_right = steps_left.sum(dim=-1), steps_right.sum(dim=-1)
         targets = smoothed_labels(labels, self.config.label_margin)
         if self.config.augment == "qpa":
-            crop_left, crop_right, targets = qpa_crops(steps_left, steps_right, targets, self.crop_rng)
-            per_pair = bradley_terry_loss(crop_left, crop_right, targets)
+            r_left, r_right, targets = qpa_crops(steps_left, steps_right, targets, self.crop_rng)
+            per_pair = bradley_terry_loss(r_left, r_right, targets)
             weights = None if weights is None else weights.repeat(1, QPA_CROPS)
         else:
             per_pair = bradley_terry_loss(r_left, r_right, targets)
@@ -287,42 +304,82 @@ class BTEnsemble(RewardLearner):
         extra = self.extra_loss(steps_left, steps_right, index, context)
         return (loss if extra is None else loss + extra).sum(), r_left, r_right
 
+    def _member_orders(self, n: int) -> torch.Tensor:
+        """A random order of the ``n`` labels for each member, ``[E, n]`` (B-Pref's per-member ``np.random.permutation``)."""
+        return torch.stack([torch.randperm(n, generator=self.generator) for _ in range(self.config.ensemble_size)]).to(self.device)
+
+    def _train_step(
+        self, left: SegmentTensors, right: SegmentTensors, index: torch.Tensor, labels: torch.Tensor,
+        context: Any, pair_weights: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One Adam step on the minibatch ``index`` ``[E, b]``: the loss × b, correct and counted (detached)."""
+        y = labels[index]
+        w = None if pair_weights is None else pair_weights[index]
+        loss, r_left, r_right = self._batch_loss(left, right, index, y, context, w)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            correct, counted = training_correct(r_left, r_right, y, self.config.accuracy_excludes_equal)
+        return loss.detach() * index.shape[1], correct, counted
+
     def update(self, data: PreferenceDataset, weights: np.ndarray | None = None) -> dict[str, float]:
-        """Fit every member to all labels (B-Pref's epochs, minibatches and early stop); ``weights``: per-pair ``w_i ≥ 0``, ``[N]``."""
+        """Fit every member to all labels in ``learner.schedule`` (B-Pref's epochs, or QPA's iterations); ``weights``: per-pair ``w_i ≥ 0``, ``[N]``."""
         cfg = self.config
         context = self.update_context(data)
         left, right = self._labeled(data.left), self._labeled(data.right)
         labels = torch.as_tensor(data.labels, dtype=torch.float32, device=self.device)
-        n, e = len(labels), cfg.ensemble_size
+        n = len(labels)
         if weights is not None:
             weights = np.asarray(weights, dtype=np.float32)
             if weights.shape != (n,) or not (np.isfinite(weights).all() and (weights >= 0).all()):
                 raise ValueError(f"BTEnsemble.update: weights must be {n} finite values ≥ 0 (one per pair), got shape {weights.shape}")
         pair_weights = None if weights is None else torch.as_tensor(weights, device=self.device)
+        if cfg.schedule == "iterations":
+            return self._fit_iterations(left, right, labels, context, pair_weights)
         accuracy, loss_value, epochs = 0.0, float("nan"), 0
         for epochs in range(1, cfg.max_epochs + 1):
-            order = torch.stack([torch.randperm(n, generator=self.generator) for _ in range(e)]).to(self.device)
+            order = self._member_orders(n)
             correct = torch.zeros((), device=self.device)
             decided = torch.zeros((), device=self.device)
             total_loss = torch.zeros((), device=self.device)
             for start in range(0, n, cfg.batch_size):
-                index = order[:, start : start + cfg.batch_size]
-                y = labels[index]
-                w = None if pair_weights is None else pair_weights[index]
-                loss, r_left, r_right = self._batch_loss(left, right, index, y, context, w)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                with torch.no_grad():
-                    c, d = training_correct(r_left, r_right, y, cfg.accuracy_excludes_equal)
-                    correct += c
-                    decided += d
-                    total_loss += loss.detach() * index.shape[1]
+                loss, c, d = self._train_step(left, right, order[:, start : start + cfg.batch_size], labels, context, pair_weights)
+                correct += c
+                decided += d
+                total_loss += loss
             accuracy = (correct / decided.clamp(min=1)).item()
             loss_value = (total_loss / n).item()
             if accuracy > cfg.stop_accuracy:
                 break
         return {"train_accuracy": accuracy, "train_loss": loss_value, "epochs": float(epochs), "labels": float(n)}
+
+    def _fit_iterations(
+        self, left: SegmentTensors, right: SegmentTensors, labels: torch.Tensor, context: Any, pair_weights: torch.Tensor | None,
+    ) -> dict[str, float]:
+        """QPA's ``train_reward_iter`` (huxiao09/QPA reward_model.py L697–766, called at train_QPA.py L143–144):
+        ``⌈iterations_per_label · N / b⌉`` Adam steps, each on the next ≤ b labels of every member's order; all
+        orders are redrawn once a minibatch reaches the end; stop once the round's running accuracy ≥
+        ``iterations_stop_accuracy``."""
+        cfg = self.config
+        n, b = len(labels), cfg.batch_size
+        iterations = -(-cfg.iterations_per_label * n // b)  # int(np.ceil(reward_update * labeled_feedback / train_batch_size))
+        order, start = self._member_orders(n), 0
+        correct = counted = total_loss = 0.0  # Python floats: exact counts past float32's 2²⁴ (20 crops × 128 × many steps)
+        accuracy, done, pairs = 0.0, 0, 0
+        for done in range(1, iterations + 1):
+            index = order[:, start : start + b]
+            loss, c, d = self._train_step(left, right, index, labels, context, pair_weights)
+            step_loss, step_correct, step_counted = torch.stack([loss, c.to(loss.dtype), d.to(loss.dtype)]).tolist()  # one sync
+            correct, counted, total_loss, pairs = correct + step_correct, counted + step_counted, total_loss + step_loss, pairs + index.shape[1]
+            start += b
+            if start >= n:  # last_index == max_len: new orders (L756–759)
+                order, start = self._member_orders(n), 0
+            accuracy = correct / max(counted, 1.0)  # np.mean(ensemble_acc / total), crops included
+            if accuracy >= cfg.iterations_stop_accuracy:  # L761, after the step
+                break
+        loss_value = total_loss / pairs if pairs else float("nan")
+        return {"train_accuracy": accuracy, "train_loss": loss_value, "epochs": pairs / max(n, 1), "iterations": float(done), "labels": float(n)}
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
