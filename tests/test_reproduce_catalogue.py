@@ -216,3 +216,13 @@ def test_catalogue_files_ship_with_the_package():
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["pbrl.experiments.reproduce"]
+
+
+def test_readme_key_tables_are_reference_keys():
+    """The README's reference-key tables say exactly what ``REFERENCE_KEYS`` says, row for row."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "experiments" / "reproduce" / "README.md").read_text()
+    rows = {m.group(1): (m.group(2), m.group(3)) for m in re.finditer(r"^\| `([^`]+)` \| (`[^`]+`|— \(deviation\)) \| (.+) \|$", readme, re.M)}
+    expected = {k: (f"`{key}`" if key else "— (deviation)", how) for k, (key, how) in REFERENCE_KEYS.items()}
+    assert {k: rows.get(k) for k in expected} == expected

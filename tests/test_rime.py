@@ -140,3 +140,9 @@ def test_rime_round_on_noisy_labels_and_checkpoint() -> None:
     restored.load_state_dict(learner.state_dict())
     assert restored.epochs_done == learner.epochs_done and restored.scheduler.last_epoch == learner.scheduler.last_epoch
     np.testing.assert_array_equal(restored.preference_probability(left, right), learner.preference_probability(left, right))
+
+
+def test_rime_refuses_the_qpa_iteration_schedule() -> None:
+    """RIME has its own epoch loop: ``learner.schedule=iterations`` is refused, not ignored."""
+    with pytest.raises(ValueError, match="learner.schedule"):
+        RIME(3, 2, BTEnsembleConfig(schedule="iterations"))

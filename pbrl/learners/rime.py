@@ -124,6 +124,8 @@ class RIME(BTEnsemble):
     """PEBBLE's ensemble trained on trusted and flipped labels (module docstring)."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: BTEnsembleConfig = BTEnsembleConfig(), rime: RIMEConfig = RIMEConfig(), seed: int = 0) -> None:
+        if config.schedule != "epochs":
+            raise ValueError(f"learner.schedule={config.schedule!r}: RIME trains in epochs with its own sample selection (no QPA iteration schedule); set learner.schedule=epochs")
         super().__init__(obs_dim, act_dim, config, seed)
         self.rime = rime
         self.stats = LossStatistics(rime.stats_lr)
