@@ -96,10 +96,22 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden widths of policy and value MLPs."""
     normalize_reward: bool = True
-    """Normalise the learned reward with VecNormalize's running return scale."""
+    """Normalise the learned reward with VecNormalize's running return scale (B-Pref: no, norm_reward=False, train_PrefPPO.py L153)."""
+    normalize_obs: bool = False
+    """VecNormalize of the observations, rewards untouched: B-Pref's --normalize 1 (train_PrefPPO.py L51, L152–153). The policy, the learned reward and the logged segments all get the normalised observations (B-Pref's reward model gets self._last_obs, the VecNormalize output: on_policy_with_reward_algorithm.py L250, L256); the statistics are checkpointed and used, frozen, by evaluation. Default False (SB3's PPO; pbrl before this key); the B-Pref presets set true."""
+    unsupervised_steps: int = 0
+    """B-Pref's unsupervised phase (--unsuper-step: 32000 in every run_PrefPPO.sh; learn_unsuper, on_policy_with_reward_algorithm.py L610–621): rollouts that start before this many env steps (and before the first feedback round) train on the k-NN state-entropy reward (k = 5) of the original observations (collect_rollouts_unsuper L363–373); when the phase ends the value head is re-initialised, once (policy.reset_value(), L620). Default 0 = no phase (B-Pref's plain learn(); also what PPO on the true reward wants); the B-Pref presets set 32000 with feedback.first_query_step = 32000, so that the first round ends the phase, as in B-Pref."""
+    unsupervised_epochs: int = 50
+    """PPO epochs per rollout during the unsupervised phase (--unsuper-n-epochs 50, train_PrefPPO.py L53; train_unsuper, ppo_with_reward.py L280); agent.n_epochs after it."""
+    state_entropy_std: str = "running"
+    """Running std that divides the phase's k-NN distances: 'running' = pbrl's (PEBBLE's) running std of every distance so far; 'bpref-code' = B-Pref's TorchRunningMeanStd as written (utils.py L211–247: unbiased batch variance and the mean update mean + delta + n/total, L240, which drops most of the between-step variance; at 32 envs its std came out ~0.5× pbrl's, so the reward ~2× larger). The as-published preset uses 'bpref-code'."""
     device: str = "cpu"
     """Torch device of the agent ('cpu', 'cuda', 'auto' = cuda if available)."""
 
     def __post_init__(self) -> None:
         if self.n_envs < 1 or self.n_steps < 1:
             raise ValueError("agent.n_envs and agent.n_steps must be ≥ 1")
+        if self.unsupervised_steps < 0 or self.unsupervised_epochs < 1:
+            raise ValueError("agent.unsupervised_steps must be ≥ 0 and agent.unsupervised_epochs ≥ 1")
+        if self.state_entropy_std not in ("running", "bpref-code"):
+            raise ValueError(f"agent.state_entropy_std must be 'running' or 'bpref-code', got {self.state_entropy_std!r}")

@@ -21,7 +21,7 @@ A run directory::
     curves.png           learning curves (pbrl plot)
     logs/                SB3 runs: tensorboard events and progress.csv
     checkpoint/          state.json (num_timesteps + the engine's state), learner.pt, and per engine
-                         agent.zip, replay.pkl / vecnormalize.pkl, transitions.npz, manifest.json (size and
+                         agent.zip, replay.pkl / vecnormalize*.pkl + state_entropy.npz (PPO), transitions.npz, manifest.json (size and
                          SHA-256 of each) — swapped in atomically after every feedback round, at evaluations
                          (reward-free) and at the end; state.json records the store's identity
     checkpoint.prev/     the checkpoint before it, kept until the next swap is complete
@@ -225,9 +225,10 @@ class SB3Engine:
         self.learner = runner.build_learner(ctx)
         self.feedback = Feedback(runner, self.learner, ctx, n_envs)
         self.loop, self.store, self.log = self.feedback.loop, self.feedback.store, self.feedback.log
-        self.pref_env = PreferenceVecEnv(venv, self.learner, self.log)
         self.agent = AGENTS.get(cfg.agent_type).factory(cfg.agent, ctx)
         checkpoint = runner.checkpoint_dir
+        observe = getattr(self.agent, "wrap_observations", None)  # PPO's VecNormalize(obs): r̂ and the log see what the policy sees
+        self.pref_env = PreferenceVecEnv(observe(venv, checkpoint) if observe else venv, self.learner, self.log)
         env = self.agent.wrap(self.pref_env, checkpoint)
         self.model = self.agent.load(checkpoint, env, self.learner) if checkpoint else self.agent.build(env, self.learner, cfg.steps)
         self.model.set_logger(configure(str(runner.run_dir / "logs"), ["csv", "tensorboard"]))
