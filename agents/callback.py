@@ -139,8 +139,9 @@ class LoggingCallback(BaseCallback):
             self._clock = (self.num_timesteps, now)
         if env.episode_returns:
             scalars["train/true_episode_return"] = float(np.mean(list(env.episode_returns)[-10:]))
-            scalars["train/learned_episode_return"] = float(np.mean(list(env.episode_learned_returns)[-10:]))
             scalars["train/success_rate"] = float(np.mean(list(env.episode_successes)[-10:]))
+        if env.episode_learned_returns:  # empty after a resume until an episode ends: the old model's returns are not restored
+            scalars["train/learned_episode_return"] = float(np.mean(list(env.episode_learned_returns)[-10:]))
         if self.store is not None:
             counts = self.store.counts()
             scalars["teacher/asked"], scalars["teacher/labeled"] = float(counts.asked), float(counts.labeled)
