@@ -14,7 +14,11 @@ class SACConfig:
     impl: str = "sb3"
     """Implementation (registered with pbrl.registry.register_sac_impl): 'sb3' = stable-baselines3's SAC."""
     learning_rate: float = 3e-4
-    """Adam learning rate of actor, critic and temperature."""
+    """Adam learning rate of actor, critic and (unless agent.alpha_lr is set) temperature."""
+    alpha_lr: float | None = None
+    """Adam learning rate of the temperature α: B-Pref's alpha_lr (1e-4, config/agent/sac.yaml L13; its own optimiser, agent/sac.py L80–83). None: agent.learning_rate (SB3's SAC, whose train() sets every optimiser's lr from one schedule). A value different from agent.learning_rate needs agent.impl=fast (FastSAC keeps it across train() calls, save/load and PEBBLE's critic reset)."""
+    log_std_bounds: tuple[float, float] | None = None
+    """B-Pref's actor log-std squashing into [min, max]: log σ = min + ½ (max − min)(tanh x + 1) (agent/actor.py L72–75; [−5, 2] in config/agent/sac.yaml L40), in the update and when acting (predict, collection, evaluation). None: SB3's clamp of log σ to [−20, 2]. Needs agent.impl=fast (FastSAC's policy; saved with the model)."""
     batch_size: int = 256
     """Minibatch size per gradient step."""
     buffer_size: int = 1_000_000
@@ -69,6 +73,16 @@ class SACConfig:
             raise ValueError(f"agent.state_entropy_on must be 'obs' or 'next_obs', got {self.state_entropy_on!r}")
         if self.precision not in ("float32", "bfloat16"):
             raise ValueError(f"agent.precision must be 'float32' or 'bfloat16', got {self.precision!r}")
+        if self.alpha_lr is not None and not self.alpha_lr > 0:
+            raise ValueError(f"agent.alpha_lr must be > 0 or null, got {self.alpha_lr}")
+        if self.log_std_bounds is not None and not self.log_std_bounds[0] < self.log_std_bounds[1]:
+            raise ValueError(f"agent.log_std_bounds must be [min, max] with min < max, got {list(self.log_std_bounds)}")
+        if self.impl == "sb3" and self.alpha_lr is not None and self.alpha_lr != self.learning_rate:
+            raise ValueError(f"agent.alpha_lr={self.alpha_lr} differs from agent.learning_rate={self.learning_rate}, which SB3's SAC "
+                             "also uses for α: set agent.impl=fast (FastSAC), or agent.alpha_lr=null")
+        if self.impl == "sb3" and self.log_std_bounds is not None:
+            raise ValueError(f"agent.log_std_bounds={list(self.log_std_bounds)} is B-Pref's tanh-squashed log-std, which SB3's SAC "
+                             "cannot express (it clamps to [−20, 2]): set agent.impl=fast (FastSAC), or agent.log_std_bounds=null")
 
 
 @dataclass(frozen=True)

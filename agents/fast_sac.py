@@ -7,9 +7,10 @@ reset, checkpoints, evaluation) works unchanged. One gradient step computes, wit
 same maths as ``SAC.train`` (Haarnoja et al., 2018; SB3's choices kept):
 
 * actor sample for ``s`` and ``s'``: ``u = μ(s) + σ(s)·ε``, ``a = tanh u``,
-  ``log π(a|s) = Σ_i [log N(u_i; μ_i, σ_i) − log(1 − a_i² + 10⁻⁶)]``, ``log σ ∈ [−20, 2]``;
+  ``log π(a|s) = Σ_i [log N(u_i; μ_i, σ_i) − log(1 − a_i² + 10⁻⁶)]``, ``log σ`` clamped to
+  ``[−20, 2]`` (SB3) or, with ``log_std_bounds=(lo, hi)``, B-Pref's ``lo + ½ (hi − lo)(tanh x + 1)``;
 * temperature: ``L_α = −log α · (log π(a|s) + H̄)`` with ``H̄ = −dim(A)`` (α used below is
-  the value *before* this step, as in SB3);
+  the value *before* this step, as in SB3), at ``learning_rate`` or its own ``alpha_lr``;
 * critic: ``y = r + γ (1 − d) (min_j Q̄_j(s', a') − α log π(a'|s'))``,
   ``L_Q = ½ Σ_j mean (Q_j(s, a) − y)²``;
 * actor, through the *updated* critics: ``L_π = mean(α log π(a|s) − min_j Q_j(s, a))``;
@@ -38,6 +39,17 @@ What makes it fast (none of it changes the numbers beyond float rounding):
   ``"auto"``: ``"graph"`` on CUDA, ``"eager"`` on CPU (measured on one CPU thread, see
   ``docs/speed.md``).
 
+Two B-Pref settings SB3's SAC cannot express (both off by default, so FastSAC stays SB3's maths):
+
+* ``alpha_lr``: α's own Adam learning rate (B-Pref ``config/agent/sac.yaml`` L13, ``alpha_lr: 1e-4``;
+  ``agent/sac.py`` L80–83), kept at every ``train()`` call where SB3 resets every optimiser's lr
+  from the one schedule, and across ``save``/``load`` and PEBBLE's critic reset;
+* ``log_std_bounds=(lo, hi)``: the actor's ``log σ = lo + ½ (hi − lo)(tanh x + 1)`` (B-Pref
+  ``agent/actor.py`` L72–75; ``[−5, 2]`` in ``config/agent/sac.yaml`` L40) in place of SB3's
+  clamp, in the update *and* when acting: FastSAC's ``MlpPolicy`` is :class:`FastSACPolicy`, whose
+  actor (:class:`SquashedLogStdActor`) gives ``predict``, collection and evaluation the same
+  distribution; the bounds are a policy kwarg, so they are saved and loaded with the model.
+
 Differences from SB3 are listed in ``docs/speed.md``. Only ``MlpPolicy`` with Box
 observations and ``use_sde=False`` is supported (PEBBLE's setting); anything else is refused.
 """
@@ -45,14 +57,15 @@ observations and ``use_sde=False`` is supported (PEBBLE's setting); anything els
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.torch_layers import FlattenExtractor
-from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
+from stable_baselines3.common.type_aliases import PyTorchObs
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 from torch.distributions.utils import _standard_normal
 
@@ -94,16 +107,80 @@ def batched_q(layers: list, obs: torch.Tensor, actions: torch.Tensor) -> torch.T
     return x.float()  # float32 out also under bf16 autocast
 
 
+def squash_log_std(raw: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    """B-Pref's log-std (``agent/actor.py`` L72–75): ``log σ = lo + ½ (hi − lo)(tanh x + 1)`` ∈ ``[lo, hi]``."""
+    log_std = torch.tanh(raw)
+    log_std_min, log_std_max = bounds
+    return log_std_min + 0.5 * (log_std_max - log_std_min) * (log_std + 1)
+
+
+def bounded_log_std(raw: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
+    """The actor's ``log σ`` from its raw output: SB3's clamp to ``[−20, 2]`` (``bounds=None``), else :func:`squash_log_std`."""
+    return torch.clamp(raw, LOG_STD_MIN, LOG_STD_MAX) if bounds is None else squash_log_std(raw, bounds)
+
+
+def _check_bounds(bounds: Any) -> tuple[float, float] | None:
+    if bounds is None:
+        return None
+    low, high = (float(b) for b in bounds)
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"log_std_bounds must be two finite numbers (min, max) with min < max, got {tuple(bounds)}")
+    return low, high
+
+
+class SquashedLogStdActor(Actor):
+    """SB3's SAC actor whose ``log σ`` is B-Pref's tanh squashing into ``log_std_bounds`` (None: SB3's clamp).
+
+    Everything that reads the actor's distribution — ``predict`` (hence collection and
+    evaluation), ``action_log_prob`` and FastSAC's update — goes through
+    :meth:`get_action_dist_params` or :func:`bounded_log_std`, so all see the same ``σ``.
+    """
+
+    def __init__(self, *args: Any, log_std_bounds: tuple[float, float] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if log_std_bounds is not None and self.use_sde:
+            raise ValueError("log_std_bounds applies to the plain Gaussian actor, not to gSDE (use_sde=True)")
+        self.log_std_bounds = _check_bounds(log_std_bounds)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "log_std_bounds": self.log_std_bounds}
+
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        if self.log_std_bounds is None:
+            return super().get_action_dist_params(obs)
+        latent_pi = self.latent_pi(self.extract_features(obs, self.features_extractor))
+        return self.mu(latent_pi), squash_log_std(self.log_std(latent_pi), self.log_std_bounds), {}
+
+
+class FastSACPolicy(SACPolicy):
+    """FastSAC's ``MlpPolicy``: SB3's :class:`~stable_baselines3.sac.policies.SACPolicy` with a
+    :class:`SquashedLogStdActor`; ``log_std_bounds=None`` (default) is SB3's policy exactly
+    (same modules and parameter names, SB3's clamp). The bounds are a constructor argument,
+    so a saved model (its ``policy_kwargs``) restores them."""
+
+    def __init__(self, *args: Any, log_std_bounds: tuple[float, float] | None = None, **kwargs: Any) -> None:
+        self.log_std_bounds = _check_bounds(log_std_bounds)  # before SACPolicy.__init__, which builds the actor
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, features_extractor: Any = None) -> SquashedLogStdActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return SquashedLogStdActor(**actor_kwargs, log_std_bounds=self.log_std_bounds).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "log_std_bounds": self.log_std_bounds}
+
+
 def squashed_gaussian_sample(actor: nn.Module, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """SB3's ``actor.action_log_prob`` with the standard-normal noise ``ε`` given: ``(a, log π(a|s))``, ``[B, A]``, ``[B]``.
 
     ``u = μ + σ ε``, ``a = tanh u``,
     ``log π = Σ_i [−(u_i − μ_i)²/(2σ_i²) − log σ_i − log √(2π)] − Σ_i log(1 − a_i² + 10⁻⁶)``
-    (the same expression order as ``torch.distributions.Normal.log_prob`` and SB3).
+    (the same expression order as ``torch.distributions.Normal.log_prob`` and SB3); ``log σ``
+    is SB3's clamp or the actor's ``log_std_bounds`` squashing (:func:`bounded_log_std`).
     """
     latent = actor.latent_pi(obs.float())
     mean = actor.mu(latent).float()  # the distribution in float32 also under bf16 autocast
-    log_std = torch.clamp(actor.log_std(latent).float(), LOG_STD_MIN, LOG_STD_MAX)
+    log_std = bounded_log_std(actor.log_std(latent).float(), getattr(actor, "log_std_bounds", None))
     std = log_std.exp()  # SB3: ones_like(mean) * exp(log_std), the same values
     gaussian = mean + noise * std
     log_prob = (-((gaussian - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI).sum(dim=1)
@@ -120,16 +197,30 @@ class FastSAC(SAC):
     (``False``: keep the class given). ``precision="bfloat16"`` (opt-in, changes the
     numbers): the losses' matrix products in bf16 under ``torch.autocast``; parameters,
     optimizer state, the Gaussian log-likelihood and the losses stay float32.
+    ``alpha_lr``: the temperature's own constant learning rate (None: the policy's schedule,
+    SB3). ``log_std_bounds=(lo, hi)``: B-Pref's squashed log-std (None: SB3's clamp); it
+    becomes ``policy_kwargs["log_std_bounds"]`` of :class:`FastSACPolicy` (FastSAC's
+    ``"MlpPolicy"``).
     """
 
+    policy_aliases: ClassVar[dict[str, type]] = {**SAC.policy_aliases, "MlpPolicy": FastSACPolicy}
+
     def __init__(self, policy: Any, env: Any, *args: Any, execution: str = "auto", device_replay: bool = True,
-                 precision: str = "float32", **kwargs: Any) -> None:
+                 precision: str = "float32", alpha_lr: float | None = None,
+                 log_std_bounds: tuple[float, float] | None = None, **kwargs: Any) -> None:
         if execution not in EXECUTIONS:
             raise ValueError(f"FastSAC execution must be one of {EXECUTIONS}, got {execution!r}")
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"FastSAC precision must be 'float32' or 'bfloat16', got {precision!r}")
+        if alpha_lr is not None and not alpha_lr > 0:
+            raise ValueError(f"FastSAC alpha_lr must be > 0 or None, got {alpha_lr!r}")
         self.execution_request = execution
         self.precision = precision
+        self.alpha_lr = None if alpha_lr is None else float(alpha_lr)
+        if log_std_bounds is not None:
+            if isinstance(policy, type) and not issubclass(policy, FastSACPolicy):
+                raise ValueError(f"FastSAC log_std_bounds needs its MlpPolicy (FastSACPolicy), not {policy.__name__}")
+            kwargs["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), "log_std_bounds": _check_bounds(log_std_bounds)}
         if kwargs.get("use_sde", False):
             raise ValueError("FastSAC does not support use_sde=True (gSDE); use stable_baselines3.SAC")
         if device_replay and kwargs.get("replay_buffer_class") in (None, ReplayBuffer, PreferenceReplayBuffer):
@@ -152,9 +243,14 @@ class FastSAC(SAC):
         for net in (self.actor, self.critic):  # a rebuilt optimizer (PEBBLE's critic reset) gets the same kwargs
             net.optimizer_kwargs = dict(self.policy.optimizer_kwargs)
         if self.ent_coef_optimizer is not None:  # SB3 builds it without the policy's optimizer kwargs
-            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1),
+            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self._alpha_lr(self.lr_schedule(1)),
                                                        **self.policy.optimizer_kwargs)
         self._drop_compiled()
+
+    def _alpha_lr(self, schedule_lr: float) -> float:
+        """The temperature's learning rate: ``alpha_lr`` when set (B-Pref), else the policy's (SB3)."""
+        alpha_lr = getattr(self, "alpha_lr", None)  # a model saved before alpha_lr existed has none
+        return schedule_lr if alpha_lr is None else alpha_lr
 
     @property
     def execution(self) -> str:
@@ -273,7 +369,13 @@ class FastSAC(SAC):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         before = [g["lr"] for o in optimizers for g in o.param_groups]
-        self._update_learning_rate(optimizers)
+        if getattr(self, "alpha_lr", None) is None:  # SB3: every optimiser at the schedule's lr
+            self._update_learning_rate(optimizers)
+        else:  # α keeps its own lr (B-Pref alpha_lr); SB3 would reset it from the schedule here
+            self._update_learning_rate(optimizers[:2])
+            for optimizer in optimizers[2:]:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.alpha_lr
         constant = before == [g["lr"] for o in optimizers for g in o.param_groups]
         runner = self._runner(constant, batch_size)
 
@@ -398,4 +500,4 @@ def make_fast_sac(env: Any, config: Any, seed: int, algorithm: type[SAC] = SAC) 
     if algorithm is not SAC:
         raise ValueError(f"agent.impl=fast builds FastSAC in place of SAC; {algorithm.__name__} has no fast version "
                          "(use agent.impl=sb3)")
-    return make_sac(env, config, seed, algorithm=FastSAC)
+    return make_sac(env, config, seed, algorithm=FastSAC)  # passes agent.alpha_lr and agent.log_std_bounds

@@ -17,6 +17,7 @@ budget is spent (:func:`pbrl.query.qpa.hybrid_replay_fraction`; QPA ``train_QPA.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +41,21 @@ from pbrl.registry import SAC_IMPLS, BuildContext
 def make_sac(
     env: VecEnv, config: SACConfig, seed: int, tensorboard_log: str | None = None, algorithm: type[SAC] = SAC,
 ) -> SAC:
-    """SB3 SAC (or a subclass, ``algorithm``) with a relabelable replay buffer (and the state-entropy reward switched on if asked)."""
+    """SB3 SAC (or a subclass, ``algorithm``) with a relabelable replay buffer (and the state-entropy reward switched on if asked).
+
+    ``agent.alpha_lr`` and ``agent.log_std_bounds`` (B-Pref's α learning rate and squashed
+    log-std) go to an ``algorithm`` that takes them (FastSAC); any other refuses them, except
+    an ``alpha_lr`` equal to ``learning_rate`` (what SB3 does anyway).
+    """
+    takes = inspect.signature(algorithm.__init__).parameters
+    bpref: dict = {}
+    if config.alpha_lr is not None and ("alpha_lr" in takes or config.alpha_lr != config.learning_rate):
+        bpref["alpha_lr"] = config.alpha_lr
+    if config.log_std_bounds is not None:
+        bpref["log_std_bounds"] = tuple(config.log_std_bounds)
+    refused = [key for key in bpref if key not in takes]
+    if refused:
+        raise ValueError(f"agent.{refused[0]} needs agent.impl=fast (FastSAC); {algorithm.__name__} cannot express it")
     model = algorithm(
         "MlpPolicy",
         env,
@@ -59,6 +74,7 @@ def make_sac(
         seed=seed,
         device=config.device,
         verbose=0,
+        **bpref,
     )
     if config.precision != "float32":
         if not hasattr(model, "precision"):
@@ -96,6 +112,17 @@ def reset_critic(model: SAC, orthogonal: bool = False) -> None:
     model.critic.optimizer = model.critic.optimizer_class(
         model.critic.parameters(), lr=model.lr_schedule(1.0), **model.critic.optimizer_kwargs
     )
+
+
+def check_saved_bpref_settings(model: SAC, config: SACConfig, checkpoint: Path | str = "the checkpoint") -> None:
+    """Refuse to resume a model whose α learning rate or log-std bounds (saved with it) are not the config's:
+    the run would train on with the saved ones while its config names others."""
+    saved = (getattr(model, "alpha_lr", None), getattr(model.actor, "log_std_bounds", None))
+    wanted = (config.alpha_lr if hasattr(model, "alpha_lr") else None,  # SB3's SAC: only alpha_lr = learning_rate parses
+              None if config.log_std_bounds is None else tuple(float(b) for b in config.log_std_bounds))
+    if saved != wanted:
+        raise ValueError(f"{checkpoint} was trained with agent.alpha_lr={saved[0]}, agent.log_std_bounds={saved[1]}; the config says "
+                         f"{wanted[0]}, {wanted[1]}: resume with the checkpoint's values, or start a new run")
 
 
 class SACFeedbackHooks:
@@ -170,6 +197,7 @@ class SACAgent:
         if algorithm is SAC:  # the implementation that built it (agent.impl) restores it
             algorithm = SAC_IMPLS.get(self.config.impl).traits["model_class"] or SAC
         model = algorithm.load(checkpoint / "agent.zip", env=env, device=self.config.device)
+        check_saved_bpref_settings(model, self.config, checkpoint)
         model.load_replay_buffer(checkpoint / "replay.pkl")
         return self._attach(model, learner)
 

@@ -201,8 +201,9 @@ def test_translation_of_bpref_walker_walk(catalogue):
     assert not [k for k in out if k.startswith(("learner.", "teacher.", "feedback.", "query."))]
     config = parse_config(nested(out))
     assert config.learner is None and config.agent.learning_starts == 5000 and config.agent.hidden_sizes == (1024, 1024)
-    assert "agent.params.alpha_lr" in deviations and "agent.params.critic_target_update_frequency" not in deviations
+    assert "agent.params.alpha_lr" not in deviations and "agent.params.critic_target_update_frequency" not in deviations
     assert out["agent.target_update_interval"] == 2
+    assert (out["agent.impl"], out["agent.alpha_lr"], out["agent.log_std_bounds"]) == ("fast", 0.0001, [-5, 2])  # FastSAC expresses them
     qpa = expand(catalogue["qpa-door-open"], seeds=1)[0]
     out, deviations = translate(qpa)
     assert out["query.strategy"] == "qpa" and out["query.qpa_episodes"] == 60 and out["agent.recent_fraction"] == 0.5

@@ -46,7 +46,7 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     "reward_schedule": (None, "pbrl: a constant reward_batch per round (B-Pref reward_schedule=0)"),
     "agent.params.actor_lr": ("agent.learning_rate", "pbrl has one learning rate for actor, critic and α"),
     "agent.params.critic_lr": ("agent.learning_rate", "must equal actor_lr (one learning rate in pbrl)"),
-    "agent.params.alpha_lr": (None, "pbrl (SB3 SAC) learns α at agent.learning_rate; a deviation where they differ"),
+    "agent.params.alpha_lr": ("agent.alpha_lr", "same (agent.impl=fast: FastSAC's own α optimiser); runs left on SB3's SAC (learner=regret's greedy actor) learn α at agent.learning_rate, a deviation where they differ"),
     "agent.params.batch_size": ("agent.batch_size", "same"),
     "agent.params.init_temperature": ("agent.init_temperature", "same"),
     "agent.params.discount": ("agent.gamma", "same"),
@@ -57,7 +57,7 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     "double_q_critic.params.hidden_depth": ("agent.hidden_sizes", "hidden_sizes = [hidden_dim] × hidden_depth"),
     "diag_gaussian_actor.params.hidden_dim": ("agent.hidden_sizes", "pbrl: actor and critic share hidden_sizes"),
     "diag_gaussian_actor.params.hidden_depth": ("agent.hidden_sizes", "pbrl: actor and critic share hidden_sizes"),
-    "diag_gaussian_actor.params.log_std_bounds": (None, "SB3's squashed Gaussian clips log σ to [−20, 2]"),
+    "diag_gaussian_actor.params.log_std_bounds": ("agent.log_std_bounds", "same (agent.impl=fast: B-Pref's tanh squashing of log σ); on SB3's SAC (learner=regret) a deviation: SB3 clamps log σ to [−20, 2]"),
     # huxiao09/QPA train_QPA.py
     "max_reward_buffer_size": ("query.qpa_episodes", "same (episodes in the policy-aligned buffer)"),
     "her_ratio": ("agent.recent_fraction", "share of each SAC batch from the recent transitions"),
@@ -136,6 +136,11 @@ _FEED_TYPES = ("uniform", "disagreement", "entropy", "kcenter", "kcenter-disagre
 _LEARNER_TYPES = {"bt": "bt", "reed": "reed", "hprior": "hprior", "regret": "advantage"}
 # Sections a run without labels (the SAC baseline, offline learners) or without an agent does not have.
 _LABEL_SECTIONS = ("teacher.", "feedback.", "query.")
+# B-Pref's SAC settings only FastSAC (agent.impl=fast) expresses, and what SB3's SAC does instead.
+_FAST_SAC_KEYS = {
+    "agent.params.alpha_lr": "SB3's SAC (this run's agent.impl=sb3) learns α at agent.learning_rate",
+    "diag_gaussian_actor.params.log_std_bounds": "SB3's SAC (this run's agent.impl=sb3) clamps log σ to [−20, 2]",
+}
 
 
 def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
@@ -154,12 +159,20 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
     if spec.query and "feed_type" not in s:
         out["query.strategy"] = spec.query
     deviations: dict[str, str] = {}
+    fast = _fast_sac(spec)
+    if spec.method in ("pebble", "sac"):
+        out["agent.impl"] = "fast" if fast else "sb3"
     for key, value in s.items():
         target, note = REFERENCE_KEYS[key]
         if target is None:
             deviations[key] = f"{value!r}: {note}"
             continue
-        if key == "network_kwargs.actor_kwargs.dropout" and spec.method in ("ipl", "piql"):
+        if key in _FAST_SAC_KEYS:
+            if fast:
+                out[target] = float(value) if key == "agent.params.alpha_lr" else list(value)
+            elif key != "agent.params.alpha_lr" or float(value) != float(s.get("agent.params.actor_lr", math.nan)):
+                deviations[key] = f"{value!r}: {_FAST_SAC_KEYS[key]}"
+        elif key == "network_kwargs.actor_kwargs.dropout" and spec.method in ("ipl", "piql"):
             deviations[key] = f"{value!r}: pbrl's {spec.method} actor has no dropout (cpl and bc only)"
         elif key == "teacher_beta":
             out[target] = math.inf if float(value) < 0 else float(value)
@@ -198,12 +211,17 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
     lrs = {s[k] for k in ("agent.params.actor_lr", "agent.params.critic_lr") if k in s}
     if len(lrs) > 1:
         deviations["agent.params.critic_lr"] = f"actor_lr ≠ critic_lr ({sorted(lrs)}); pbrl uses actor_lr for both"
-    if "agent.params.alpha_lr" in s and "agent.params.actor_lr" in s and float(s["agent.params.alpha_lr"]) == float(s["agent.params.actor_lr"]):
-        deviations.pop("agent.params.alpha_lr", None)
     for key, value in PBRL_VALUES.items():
         if key in s and s[key] == value:
             deviations.pop(key, None)
     return _used_sections(out, spec), deviations
+
+
+def _fast_sac(spec: RunSpec) -> bool:
+    """Whether the run's SAC is FastSAC (``agent.impl=fast``), which expresses B-Pref's ``alpha_lr`` and
+    ``log_std_bounds``: every SAC-based run (PEBBLE family, the SAC baselines) but learner=regret's, whose
+    greedy-advantage actor (``GreedyAdvantageSAC``, its own ``train``) has no fast version."""
+    return spec.method in ("pebble", "sac") and spec.learner != "regret"
 
 
 def _qpa_dmc(spec: RunSpec) -> bool:
