@@ -38,7 +38,9 @@ class SACConfig:
     gradient_steps: int = 1
     """Gradient steps per env step."""
     target_update_interval: int = 1
-    """Gradient steps between soft target-critic updates (SB3's target_update_interval; B-Pref critic_target_update_frequency = 2, config/agent/sac.yaml L21)."""
+    """Gradient steps between soft target-critic updates (SB3's target_update_interval; B-Pref critic_target_update_frequency = 2, config/agent/sac.yaml L21). How they are counted: agent.target_update_clock."""
+    target_update_clock: str = "per_call"
+    """How agent.target_update_interval counts: 'per_call' = SB3's SAC.train, which counts gradient steps from 0 in every train() call — with one gradient step per env step the target is then updated at every env step whatever the interval; 'global' (agent.impl=fast) = every interval-th gradient step of the run, B-Pref's `step % critic_target_update_frequency == 0` (agent/sac.py L273–275)."""
     unsupervised_pretraining: bool = True
     """PEBBLE: explore with the state-entropy reward from learning_starts until the first query."""
     state_entropy_k: int = 5
@@ -69,6 +71,11 @@ class SACConfig:
             raise ValueError(f"agent.recent_window must be ≥ 1 or None, got {self.recent_window}")
         if self.target_update_interval < 1:
             raise ValueError(f"agent.target_update_interval must be ≥ 1, got {self.target_update_interval}")
+        if self.target_update_clock not in ("per_call", "global"):
+            raise ValueError(f"agent.target_update_clock must be 'per_call' (SB3) or 'global' (B-Pref), got {self.target_update_clock!r}")
+        if self.impl == "sb3" and self.target_update_clock == "global":
+            raise ValueError("agent.target_update_clock=global counts target updates over the run, which SB3's SAC.train cannot express "
+                             "(it counts within each train() call): set agent.impl=fast (FastSAC), or agent.target_update_clock=per_call")
         if self.state_entropy_on not in ("obs", "next_obs"):
             raise ValueError(f"agent.state_entropy_on must be 'obs' or 'next_obs', got {self.state_entropy_on!r}")
         if self.precision not in ("float32", "bfloat16"):

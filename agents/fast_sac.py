@@ -14,7 +14,9 @@ same maths as ``SAC.train`` (Haarnoja et al., 2018; SB3's choices kept):
 * critic: ``y = r + γ (1 − d) (min_j Q̄_j(s', a') − α log π(a'|s'))``,
   ``L_Q = ½ Σ_j mean (Q_j(s, a) − y)²``;
 * actor, through the *updated* critics: ``L_π = mean(α log π(a|s) − min_j Q_j(s, a))``;
-* Polyak ``Q̄ ← (1 − τ) Q̄ + τ Q`` whenever ``gradient_step % target_update_interval == 0``.
+* Polyak ``Q̄ ← (1 − τ) Q̄ + τ Q`` whenever ``gradient_step % target_update_interval == 0``,
+  ``gradient_step`` counted from 0 in each ``train()`` call (SB3) or, with
+  ``target_update_clock="global"``, over the run (B-Pref's ``step % critic_target_update_frequency``).
 
 What makes it fast (none of it changes the numbers beyond float rounding):
 
@@ -200,21 +202,26 @@ class FastSAC(SAC):
     ``alpha_lr``: the temperature's own constant learning rate (None: the policy's schedule,
     SB3). ``log_std_bounds=(lo, hi)``: B-Pref's squashed log-std (None: SB3's clamp); it
     becomes ``policy_kwargs["log_std_bounds"]`` of :class:`FastSACPolicy` (FastSAC's
-    ``"MlpPolicy"``).
+    ``"MlpPolicy"``). ``target_update_clock``: ``"per_call"`` (SB3) or ``"global"`` (B-Pref), how
+    ``target_update_interval`` counts gradient steps (module docstring).
     """
 
     policy_aliases: ClassVar[dict[str, type]] = {**SAC.policy_aliases, "MlpPolicy": FastSACPolicy}
 
     def __init__(self, policy: Any, env: Any, *args: Any, execution: str = "auto", device_replay: bool = True,
                  precision: str = "float32", alpha_lr: float | None = None,
-                 log_std_bounds: tuple[float, float] | None = None, **kwargs: Any) -> None:
+                 log_std_bounds: tuple[float, float] | None = None, target_update_clock: str = "per_call",
+                 **kwargs: Any) -> None:
         if execution not in EXECUTIONS:
             raise ValueError(f"FastSAC execution must be one of {EXECUTIONS}, got {execution!r}")
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"FastSAC precision must be 'float32' or 'bfloat16', got {precision!r}")
         if alpha_lr is not None and not alpha_lr > 0:
             raise ValueError(f"FastSAC alpha_lr must be > 0 or None, got {alpha_lr!r}")
+        if target_update_clock not in ("per_call", "global"):
+            raise ValueError(f"FastSAC target_update_clock must be 'per_call' or 'global', got {target_update_clock!r}")
         self.execution_request = execution
+        self.target_update_clock = target_update_clock
         self.precision = precision
         self.alpha_lr = None if alpha_lr is None else float(alpha_lr)
         if log_std_bounds is not None:
@@ -380,8 +387,10 @@ class FastSAC(SAC):
         runner = self._runner(constant, batch_size)
 
         action_shape = (batch_size, int(np.prod(self.action_space.shape)))
+        # SB3 counts from 0 in every call; 'global' counts the run's gradient steps (B-Pref's step % interval)
+        first = self._n_updates if getattr(self, "target_update_clock", "per_call") == "global" else 0
         stats = []
-        for gradient_step in range(gradient_steps):
+        for gradient_step in range(first, first + gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             discounts = data.discounts if data.discounts is not None else self.gamma
             # SB3's draw order: the actor's noise for s first, then for s'

@@ -43,8 +43,9 @@ def make_sac(
 ) -> SAC:
     """SB3 SAC (or a subclass, ``algorithm``) with a relabelable replay buffer (and the state-entropy reward switched on if asked).
 
-    ``agent.alpha_lr`` and ``agent.log_std_bounds`` (B-Pref's α learning rate and squashed
-    log-std) go to an ``algorithm`` that takes them (FastSAC); any other refuses them, except
+    ``agent.alpha_lr``, ``agent.log_std_bounds`` and ``agent.target_update_clock=global`` (B-Pref's
+    α learning rate, squashed log-std and target-update count) go to an ``algorithm`` that takes
+    them (FastSAC); any other refuses them, except
     an ``alpha_lr`` equal to ``learning_rate`` (what SB3 does anyway).
     """
     takes = inspect.signature(algorithm.__init__).parameters
@@ -53,6 +54,8 @@ def make_sac(
         bpref["alpha_lr"] = config.alpha_lr
     if config.log_std_bounds is not None:
         bpref["log_std_bounds"] = tuple(config.log_std_bounds)
+    if config.target_update_clock != "per_call":
+        bpref["target_update_clock"] = config.target_update_clock
     refused = [key for key in bpref if key not in takes]
     if refused:
         raise ValueError(f"agent.{refused[0]} needs agent.impl=fast (FastSAC); {algorithm.__name__} cannot express it")
@@ -115,14 +118,17 @@ def reset_critic(model: SAC, orthogonal: bool = False) -> None:
 
 
 def check_saved_bpref_settings(model: SAC, config: SACConfig, checkpoint: Path | str = "the checkpoint") -> None:
-    """Refuse to resume a model whose α learning rate or log-std bounds (saved with it) are not the config's:
-    the run would train on with the saved ones while its config names others."""
-    saved = (getattr(model, "alpha_lr", None), getattr(model.actor, "log_std_bounds", None))
+    """Refuse to resume a model whose α learning rate, log-std bounds or target-update clock (saved with it)
+    are not the config's: the run would train on with the saved ones while its config names others."""
+    saved = (getattr(model, "alpha_lr", None), getattr(model.actor, "log_std_bounds", None),
+             getattr(model, "target_update_clock", "per_call"))  # saved before the key existed: SB3's count
     wanted = (config.alpha_lr if hasattr(model, "alpha_lr") else None,  # SB3's SAC: only alpha_lr = learning_rate parses
-              None if config.log_std_bounds is None else tuple(float(b) for b in config.log_std_bounds))
+              None if config.log_std_bounds is None else tuple(float(b) for b in config.log_std_bounds),
+              config.target_update_clock)
     if saved != wanted:
-        raise ValueError(f"{checkpoint} was trained with agent.alpha_lr={saved[0]}, agent.log_std_bounds={saved[1]}; the config says "
-                         f"{wanted[0]}, {wanted[1]}: resume with the checkpoint's values, or start a new run")
+        raise ValueError(f"{checkpoint} was trained with agent.alpha_lr={saved[0]}, agent.log_std_bounds={saved[1]}, "
+                         f"agent.target_update_clock={saved[2]}; the config says {wanted[0]}, {wanted[1]}, {wanted[2]}: "
+                         "resume with the checkpoint's values, or start a new run")
 
 
 class SACFeedbackHooks:

@@ -339,3 +339,33 @@ def test_catalogue_runs_bprefs_sac_through_fast_sac():
             config = parse_config(nested(out)).agent  # the refusal on impl=sb3 would raise here
             assert config.impl == out["agent.impl"]
     assert {"pebble-walker-walk", "qpa-door-open", "regret-vs-partial-return", "reed-walker-walk"} <= seen
+
+
+# ------------------------------------------------------------------ the target-update clock
+@pytest.mark.parametrize("clock, expected", [("global", [True, False] * 10), ("per_call", [True] * 20)])
+def test_target_update_clock(clock, expected):
+    """B-Pref updates the target when ``step % critic_target_update_frequency == 0`` (agent/sac.py L273–275),
+    ``step`` the env step, one gradient step each: every 2nd of 20 single-step updates ('global'). SB3's
+    ``SAC.train`` counts from 0 in each call, so the same 20 calls update it 20 times ('per_call')."""
+    model = fast_model(target_update_clock=clock)
+    polyak = []
+    real = model._runner
+
+    def recording(constant, batch_size):
+        run = real(constant, batch_size)
+        return lambda *inputs: (polyak.append(inputs[-1]), run(*inputs))[1]
+
+    model._runner = recording
+    train_fast(model, fixed_batches(20), calls=20)
+    bpref = [step % model.target_update_interval == 0 for step in range(20)]  # steps counted from the first update
+    assert polyak == expected
+    assert (polyak == bpref) == (clock == "global")
+
+
+def test_target_update_clock_global_needs_fast_sac():
+    with pytest.raises(ValueError, match="agent.target_update_clock=global .*agent.impl=fast"):
+        SACConfig(target_update_clock="global")
+    with pytest.raises(ValueError, match="agent.target_update_clock must be"):
+        SACConfig(impl="fast", target_update_clock="env")
+    assert parse_config({}, ["env=gym:Pendulum-v1", "method=sac", "agent.impl=fast",
+                             "agent.target_update_clock=global"]).agent.target_update_clock == "global"

@@ -51,7 +51,7 @@ REFERENCE_KEYS: dict[str, tuple[str | None, str]] = {
     "agent.params.init_temperature": ("agent.init_temperature", "same"),
     "agent.params.discount": ("agent.gamma", "same"),
     "agent.params.critic_tau": ("agent.tau", "same"),
-    "agent.params.critic_target_update_frequency": ("agent.target_update_interval", "same (SB3's target_update_interval)"),
+    "agent.params.critic_target_update_frequency": ("agent.target_update_interval", "same, counted over the run (agent.impl=fast: agent.target_update_clock=global); on SB3's SAC (learner=regret) a deviation unless 1: SB3 counts within each train() call"),
     "agent.params.actor_update_frequency": (None, "SB3 SAC updates the actor every gradient step (1)"),
     "double_q_critic.params.hidden_dim": ("agent.hidden_sizes", "hidden_sizes = [hidden_dim] × hidden_depth"),
     "double_q_critic.params.hidden_depth": ("agent.hidden_sizes", "hidden_sizes = [hidden_dim] × hidden_depth"),
@@ -140,6 +140,8 @@ _LABEL_SECTIONS = ("teacher.", "feedback.", "query.")
 _FAST_SAC_KEYS = {
     "agent.params.alpha_lr": "SB3's SAC (this run's agent.impl=sb3) learns α at agent.learning_rate",
     "diag_gaussian_actor.params.log_std_bounds": "SB3's SAC (this run's agent.impl=sb3) clamps log σ to [−20, 2]",
+    "agent.params.critic_target_update_frequency": "SB3's SAC (this run's agent.impl=sb3) counts it within each train() call: "
+                                                   "with one gradient step per env step the target is updated at every step",
 }
 
 
@@ -167,7 +169,13 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
         if target is None:
             deviations[key] = f"{value!r}: {note}"
             continue
-        if key in _FAST_SAC_KEYS:
+        if key == "agent.params.critic_target_update_frequency":
+            out[target] = int(value)
+            if fast:  # B-Pref's step % frequency over the run (agent/sac.py L273–275)
+                out["agent.target_update_clock"] = "global"
+            elif int(value) != 1:
+                deviations[key] = f"{value!r}: {_FAST_SAC_KEYS[key]}"
+        elif key in _FAST_SAC_KEYS:
             if fast:
                 out[target] = float(value) if key == "agent.params.alpha_lr" else list(value)
             elif key != "agent.params.alpha_lr" or float(value) != float(s.get("agent.params.actor_lr", math.nan)):
@@ -218,8 +226,8 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _fast_sac(spec: RunSpec) -> bool:
-    """Whether the run's SAC is FastSAC (``agent.impl=fast``), which expresses B-Pref's ``alpha_lr`` and
-    ``log_std_bounds``: every SAC-based run (PEBBLE family, the SAC baselines) but learner=regret's, whose
+    """Whether the run's SAC is FastSAC (``agent.impl=fast``), which expresses B-Pref's ``alpha_lr``,
+    ``log_std_bounds`` and target-update count: every SAC-based run (PEBBLE family, the SAC baselines) but learner=regret's, whose
     greedy-advantage actor (``GreedyAdvantageSAC``, its own ``train``) has no fast version."""
     return spec.method in ("pebble", "sac") and spec.learner != "regret"
 
