@@ -47,6 +47,8 @@ class SACConfig:
     """k of the k-NN state-entropy estimate (B-Pref topK)."""
     state_entropy_on: str = "obs"
     """State the state-entropy reward scores: 'obs' = s_t (B-Pref agent/sac.py L170), 'next_obs' = s_{t+1} (pbrl's former default)."""
+    state_entropy_std: str = "running"
+    """Running std that divides PEBBLE's k-NN distances: 'running' = the running std of every distance so far (what B-Pref intends); 'bpref-code' = B-Pref's TorchRunningMeanStd as written (agent/sac.py L51, L176–177; utils.py L211–247, whose mean update mean + delta + n/total, L240, keeps the mean near the latest batch's, so the std is about the within-batch spread of the 1,024 sampled distances)."""
     reset_critic: bool = True
     """PEBBLE: re-initialise the critic at the first learned-reward update, whether or not pre-training ran (B-Pref train_PEBBLE.py L248); False keeps it."""
     reset_update: int = 100
@@ -78,6 +80,8 @@ class SACConfig:
                              "(it counts within each train() call): set agent.impl=fast (FastSAC), or agent.target_update_clock=per_call")
         if self.state_entropy_on not in ("obs", "next_obs"):
             raise ValueError(f"agent.state_entropy_on must be 'obs' or 'next_obs', got {self.state_entropy_on!r}")
+        if self.state_entropy_std not in ("running", "bpref-code"):
+            raise ValueError(f"agent.state_entropy_std must be 'running' or 'bpref-code', got {self.state_entropy_std!r}")
         if self.precision not in ("float32", "bfloat16"):
             raise ValueError(f"agent.precision must be 'float32' or 'bfloat16', got {self.precision!r}")
         if self.alpha_lr is not None and not self.alpha_lr > 0:

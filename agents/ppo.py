@@ -36,7 +36,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Conve
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
 from pbrl.agents.config import PPOConfig
-from pbrl.agents.state_entropy import RunningStd, StateEntropyReward
+from pbrl.agents.state_entropy import StateEntropyReward
 from pbrl.learners.base import PreferenceLearner
 from pbrl.registry import BuildContext
 
@@ -125,26 +125,6 @@ class _UnsupervisedPhaseEnd(BaseCallback):
         return True
 
 
-class BPrefRunningStd(RunningStd):
-    """B-Pref's ``TorchRunningMeanStd`` exactly as written (``utils.py`` L211–247; agent.state_entropy_std='bpref-code').
-
-    Two departures from :class:`~pbrl.agents.state_entropy.RunningStd`: the batch variance is unbiased
-    (``torch.var``, L220) and the mean update is ``mean + delta + batch_count / tot_count`` (L240; the
-    intended ``delta · batch_count / tot_count``). The mean thus stays near the latest batch's, ``delta``
-    is only the step-to-step change, and the variance is close to the average *within-step* variance of the
-    envs' distances rather than the variance of all of them. A single env (torch.var of one value: NaN in
-    B-Pref) counts as variance 0.
-    """
-
-    def update(self, x: torch.Tensor) -> None:
-        n = x.numel()
-        batch_mean, batch_var = x.mean().item(), (x.var().item() if n > 1 else 0.0)
-        delta, total = batch_mean - self.mean, self.count + n
-        self.mean = self.mean + delta + n / total
-        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
-        self.count = total
-
-
 class StateEntropyVecEnv(VecEnvWrapper):
     """While ``active()``: the reward of step t is B-Pref's state-entropy reward of s_t (``collect_rollouts_unsuper`` L363–373).
 
@@ -162,9 +142,7 @@ class StateEntropyVecEnv(VecEnvWrapper):
         super().__init__(venv)
         self.capacity = int(capacity)
         self.original = original or (lambda obs: obs)
-        self.reward = StateEntropyReward(k, on="obs")
-        if std == "bpref-code":
-            self.reward.stats = BPrefRunningStd()
+        self.reward = StateEntropyReward(k, on="obs", std=std)
         self.states: np.ndarray | None = np.zeros((self.capacity, *venv.observation_space.shape), dtype=np.float32)
         self.pos, self.full = 0, False
         self.active: Callable[[], bool] = lambda: True

@@ -88,7 +88,7 @@ def make_sac(
             orthogonal_init(module)
         model.critic_target.load_state_dict(model.critic.state_dict())
     if config.unsupervised_pretraining:
-        model.replay_buffer.intrinsic = StateEntropyReward(config.state_entropy_k, on=config.state_entropy_on)
+        model.replay_buffer.intrinsic = StateEntropyReward(config.state_entropy_k, on=config.state_entropy_on, std=config.state_entropy_std)
     if config.recent_fraction:
         if config.recent_window is None:
             raise ValueError("hybrid replay (agent.recent_fraction > 0) needs agent.recent_window (SACAgent ties it to the query window)")

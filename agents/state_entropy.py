@@ -41,16 +41,42 @@ class RunningStd:
         return max(self.var, 1e-8) ** 0.5
 
 
+class BPrefRunningStd(RunningStd):
+    """B-Pref's ``TorchRunningMeanStd`` exactly as written (``utils.py`` L211–247; agent.state_entropy_std='bpref-code').
+
+    Two departures from :class:`~pbrl.agents.state_entropy.RunningStd`: the batch variance is unbiased
+    (``torch.var``, L220) and the mean update is ``mean + delta + batch_count / tot_count`` (L240; the
+    intended ``delta · batch_count / tot_count``). The mean thus stays near the latest batch's, ``delta``
+    is only the step-to-step change, and the variance is close to the average *within-step* variance of the
+    envs' distances rather than the variance of all of them. A single env (torch.var of one value: NaN in
+    B-Pref) counts as variance 0.
+    """
+
+    def update(self, x: torch.Tensor) -> None:
+        n = x.numel()
+        batch_mean, batch_var = x.mean().item(), (x.var().item() if n > 1 else 0.0)
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean = self.mean + delta + n / total
+        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+
+STATE_ENTROPY_STD = ("running", "bpref-code")
+
+
 class StateEntropyReward:
     """Normalised k-NN state-entropy reward over a growing set of states."""
 
-    def __init__(self, k: int = 5, on: Literal["obs", "next_obs"] = "obs") -> None:
+    def __init__(self, k: int = 5, on: Literal["obs", "next_obs"] = "obs", std: str = "running") -> None:
         if on not in STATE_ENTROPY_ON:
             raise ValueError(f"the state-entropy reward is computed on one of {STATE_ENTROPY_ON}, got {on!r}")
+        if std not in STATE_ENTROPY_STD:
+            raise ValueError(f"the state-entropy reward is normalised by one of {STATE_ENTROPY_STD}, got {std!r}")
         self.k = k
         self.on = on
         """Which state of a transition is scored: ``"obs"`` = s_t (B-Pref), ``"next_obs"`` = s_{t+1}."""
-        self.stats = RunningStd()
+        self.stats = RunningStd() if std == "running" else BPrefRunningStd()
+        """Divides the distances: pbrl's running std ('running') or B-Pref's as written ('bpref-code')."""
 
     def __call__(self, states: torch.Tensor, all_obs: torch.Tensor) -> torch.Tensor:
         """Normalised reward ``r_int(s)`` of ``states`` [B, d] against every stored state ``all_obs`` [N, d]."""

@@ -164,6 +164,8 @@ def translate(spec: RunSpec) -> tuple[dict[str, Any], dict[str, str]]:
     fast = _fast_sac(spec)
     if spec.method in ("pebble", "sac"):
         out["agent.impl"] = "fast" if fast else "sb3"
+    if spec.method == "pebble":  # B-Pref's TorchRunningMeanStd as written (utils.py L240) normalised the published runs' r_int
+        out["agent.state_entropy_std"] = "bpref-code"
     for key, value in s.items():
         target, note = REFERENCE_KEYS[key]
         if target is None:
