@@ -115,7 +115,13 @@ class PPOConfig:
     gae_lambda: float = 0.95
     """GAE λ."""
     clip_range: float = 0.2
-    """PPO clipping ε."""
+    """PPO clipping ε (its initial value under agent.clip_schedule=linear)."""
+    clip_schedule: str = "constant"
+    """'constant' (SB3's default), or 'linear': ε × the remaining fraction of the run, decaying to 0 — B-Pref's linear_schedule(clip_init) (train_PrefPPO.py L14–31, L121; --clip-init 0.4 in run_PrefPPO.sh)."""
+    use_sde: bool = False
+    """Generalised state-dependent exploration (SB3's use_sde; B-Pref --use-sde 1, train_PrefPPO.py L46, L116–119, L171)."""
+    sde_sample_freq: int = -1
+    """With agent.use_sde: a new exploration matrix every this many steps (-1: only at rollout starts, SB3's default; B-Pref --sde-freq 4, L47, L172)."""
     ent_coef: float = 0.0
     """Entropy bonus."""
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -136,6 +142,10 @@ class PPOConfig:
     def __post_init__(self) -> None:
         if self.n_envs < 1 or self.n_steps < 1:
             raise ValueError("agent.n_envs and agent.n_steps must be ≥ 1")
+        if self.clip_schedule not in ("constant", "linear"):
+            raise ValueError(f"agent.clip_schedule must be 'constant' or 'linear' (B-Pref's decay to 0), got {self.clip_schedule!r}")
+        if self.sde_sample_freq < -1 or self.sde_sample_freq == 0:
+            raise ValueError(f"agent.sde_sample_freq must be -1 (at rollout starts) or ≥ 1, got {self.sde_sample_freq}")
         if self.unsupervised_steps < 0 or self.unsupervised_epochs < 1:
             raise ValueError("agent.unsupervised_steps must be ≥ 0 and agent.unsupervised_epochs ≥ 1")
         if self.state_entropy_std not in ("running", "bpref-code"):

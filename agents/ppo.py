@@ -24,6 +24,7 @@ and the optimiser are kept). :class:`PrefPPO` and :class:`StateEntropyVecEnv` do
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -194,8 +195,11 @@ def make_ppo(env: VecEnv, config: PPOConfig, seed: int, tensorboard_log: str | N
         n_epochs=config.n_epochs,
         gamma=config.gamma,
         gae_lambda=config.gae_lambda,
-        clip_range=config.clip_range,
+        # B-Pref's linear_schedule(clip_init): ε × progress_remaining (train_PrefPPO.py L14–31)
+        clip_range=partial(operator.mul, config.clip_range) if config.clip_schedule == "linear" else config.clip_range,
         ent_coef=config.ent_coef,
+        use_sde=config.use_sde,
+        sde_sample_freq=config.sde_sample_freq,
         policy_kwargs={"net_arch": list(config.hidden_sizes)},
         tensorboard_log=tensorboard_log,
         seed=seed,

@@ -305,3 +305,29 @@ def test_tiny_run_with_the_phase_goes_through_rounds_checkpoints_and_resumes_wit
     assert torch.equal(third.model.policy.value_net.weight, value)
     third.train()
     assert third.model.num_timesteps == 384 and third.model.value_reset_step == 128
+
+
+# ----------------------------------------------------------------------------- PPO settings of run_PrefPPO.sh
+def test_clip_decay_and_gsde_as_bpref(tmp_path):
+    """B-Pref's ``clip_range = linear_schedule(clip_init)`` (train_PrefPPO.py L14–31, L121: ``progress_remaining ·
+    clip_init``) and ``use_sde`` / ``sde_sample_freq`` (L46–47, L116–119, L171–172), kept by save/load."""
+    from pbrl.agents.ppo import make_ppo
+
+    def bpref_linear_schedule(initial_value):
+        return lambda progress_remaining: progress_remaining * initial_value
+
+    config = PPOConfig(n_envs=1, n_steps=16, batch_size=16, clip_range=0.4, clip_schedule="linear", use_sde=True, sde_sample_freq=4)
+    model = make_ppo(pendulum(), config, seed=0)
+    for progress in (1.0, 0.75, 0.3, 0.0):
+        assert model.clip_range(progress) == pytest.approx(bpref_linear_schedule(0.4)(progress))
+    assert model.use_sde and model.sde_sample_freq == 4 and model.policy.use_sde
+    model.learn(32)
+    model.save(tmp_path / "agent.zip")
+    loaded = PrefPPO.load(tmp_path / "agent.zip", env=pendulum(), device="cpu")
+    assert loaded.clip_range(0.5) == pytest.approx(0.2) and loaded.use_sde and loaded.sde_sample_freq == 4
+    constant = make_ppo(pendulum(), PPOConfig(n_envs=1, clip_range=0.4), seed=0)
+    assert constant.clip_range(0.3) == pytest.approx(0.4) and not constant.use_sde
+    with pytest.raises(ValueError, match="agent.clip_schedule"):
+        PPOConfig(clip_schedule="cosine")
+    with pytest.raises(ValueError, match="agent.sde_sample_freq"):
+        PPOConfig(sde_sample_freq=0)
