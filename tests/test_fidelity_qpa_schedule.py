@@ -26,9 +26,9 @@ from torch import nn
 
 import yaml
 
-from experiments.config import parse_config
-from experiments.reproduce.catalogue import expand, load_catalogue
-from experiments.reproduce.translate import translate
+from pbrl.experiments.config import parse_config
+from pbrl.experiments.reproduce.catalogue import expand, load_catalogue
+from pbrl.experiments.reproduce.translate import translate
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.nets import BatchedLinear
 from pbrl.segments import PreferenceDataset, Segments
