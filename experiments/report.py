@@ -29,6 +29,7 @@ import yaml  # noqa: E402
 from rliable import library as rly  # noqa: E402
 from rliable import metrics as rly_metrics  # noqa: E402
 
+from pbrl.experiments.config import ConfigError, convert_legacy_config, is_legacy, parse_config, to_dict  # noqa: E402
 from pbrl.run_log import MetricsLog  # noqa: E402
 
 REPS = 2000  # bootstrap resamples (rliable's paper uses 50,000; 2,000 keeps a 72-group report near a minute)
@@ -110,13 +111,23 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def resolved(raw: dict) -> dict:
+    """A run's config with today's defaults filled in, so that a run written before a key existed
+    groups with the runs that have it at its default (what the older code did); a config that no
+    longer parses is kept as written."""
+    try:
+        return to_dict(parse_config(convert_legacy_config(raw) if is_legacy(raw) else raw))
+    except ConfigError:
+        return raw
+
+
 def load_runs(root: Path) -> list[dict]:
-    """Every run below ``root``: its flattened config and metrics rows."""
+    """Every run below ``root``: its flattened, :func:`resolved` config and metrics rows."""
     runs = []
     for metrics in sorted(Path(root).glob("**/metrics.jsonl")):
         config_path = metrics.parent / "config.yaml"
         if config_path.exists():
-            config = _flatten(yaml.safe_load(config_path.read_text()) or {})
+            config = _flatten(resolved(yaml.safe_load(config_path.read_text()) or {}))
             runs.append({"dir": metrics.parent, "config": config, "rows": MetricsLog(metrics).read()})
     return runs
 

@@ -39,3 +39,26 @@ def test_tiny_sweep_runs_groups_and_reports(tmp_path):
     assert (tmp_path / "report.png").exists()
     # Started again, the finished sweep has nothing to do.
     assert run_sweep(None, [0, 1], ["teacher.preset=oracle,mistake"], tmp_path, jobs=2, extra=extra) == []
+
+
+def test_a_run_written_before_a_key_existed_groups_with_the_default(tmp_path):
+    """load_runs resolves each config with today's defaults: a config.yaml without a key that was added
+    later (what the older code did) and one with that key at its default land in one group."""
+    import yaml as _yaml
+
+    from pbrl.experiments.config import parse_config, to_dict
+    from pbrl.experiments.report import group_runs, load_runs
+
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        config = to_dict(parse_config({}, ["env=gym:Pendulum-v1", "method=pebble", f"seed={seed}"]))
+        if seed == 0:
+            del config["agent"]["state_entropy_std"], config["agent"]["target_update_clock"]
+        (run / "config.yaml").write_text(_yaml.safe_dump(config))
+        (run / "metrics.jsonl").write_text('{"step": 10, "eval/true_return": 1.0}\n')
+    assert list(group_runs(load_runs(tmp_path))) == ["all runs"]
+    config = _yaml.safe_load((tmp_path / "run1" / "config.yaml").read_text())
+    config["agent"]["state_entropy_std"] = "bpref-code"
+    (tmp_path / "run1" / "config.yaml").write_text(_yaml.safe_dump(config))
+    assert sorted(group_runs(load_runs(tmp_path))) == ["agent.state_entropy_std=bpref-code", "agent.state_entropy_std=running"]

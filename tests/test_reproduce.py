@@ -96,3 +96,12 @@ def test_a_tiny_entry_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0  # again: every run is finished, only the report is rewritten
     assert "2 runs (0 to do)" in capsys.readouterr().out
+    # --report-only: the saved plan, not a new one (a run config written before a key existed groups with the rest)
+    saved_plan = (tmp_path / "reproduce.yaml").read_text()
+    config = yaml.safe_load((method / "config.yaml").read_text())
+    del config["agent"]["state_entropy_std"]
+    (method / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "report.json").unlink()
+    assert main([*args, "--report-only"]) == 0
+    assert "to do" not in capsys.readouterr().out and (tmp_path / "reproduce.yaml").read_text() == saved_plan
+    assert set(json.loads((tmp_path / "report.json").read_text())["groups"]) == {"all runs", "SAC on the true reward (baseline)"}

@@ -190,6 +190,35 @@ def published_figures(entry: Entry, runs: list[PlannedRun]) -> list[dict]:
     return figures
 
 
+def saved_plan(out: Path) -> tuple[dict[str, Any], list[PlannedRun]]:
+    """The plan a reproduction ran (its ``reproduce.yaml``), each run's config resolved with today's defaults
+    as the report resolves the runs' own configs."""
+    from pbrl.experiments.report import _flatten
+
+    path = out / "reproduce.yaml"
+    if not path.exists():
+        raise ConfigError(f"--report-only: {path} does not exist; run the reproduction first (without --report-only)")
+    plan = yaml.safe_load(path.read_text())
+    runs = []
+    for run in plan["runs"]:
+        spec = RunSpec(**run["spec"])
+        overrides = _flatten(run["config"])
+        runs.append(PlannedRun(spec, overrides, run["deviations"], _flatten(to_dict(parse_config(run["config"])))))
+    return plan, runs
+
+
+def write_reproduction_report(out: Path, entry: Entry, runs: list[PlannedRun], scale: float, command: str,
+                              wall: float | None, metric: str | None, failed: list[Path] = ()) -> str:
+    """``report.md`` / ``.png`` / ``.json`` of a reproduction: the notes (command, scale, deviations) and the published figures."""
+    from pbrl.experiments.report import write_report
+
+    metric = metric or ("eval/success_rate" if entry.env.startswith("metaworld:") else "eval/true_return")
+    notes = report_notes(entry, runs, scale, command, wall)
+    if failed:
+        notes.insert(1, f"**{len(failed)} runs failed** (see their .log files): {', '.join(p.name for p in failed)}")
+    return write_report(out, metric, published=published_figures(entry, runs), notes=notes)
+
+
 # ------------------------------------------------------------------------------ the command
 def reproduce(args: argparse.Namespace) -> int:
     if args.list:
@@ -199,6 +228,11 @@ def reproduce(args: argparse.Namespace) -> int:
     if args.name not in catalogue:
         raise ConfigError(f"no catalogue entry {args.name!r}; `pbrl reproduce --list` shows them: {', '.join(catalogue)}")
     entry = catalogue[args.name]
+    if args.report_only:  # the saved plan, not a new one: the code may have changed since the runs were planned
+        out = Path(args.out or f"runs/reproduce/{entry.name}-scale{args.scale:g}").resolve()
+        plan, runs = saved_plan(out)
+        print(write_reproduction_report(out, entry, runs, plan["scale"], plan["command"], None, args.metric))
+        return 0
     datasets = dict(item.split("=", 1) for item in args.dataset)
     cells = select_cells(entry, args.only, args.grid_axes)
     if not cells:
@@ -227,13 +261,7 @@ def reproduce(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     failed = run_jobs(todo, args.backend, args.jobs, args.address)
     wall = time.perf_counter() - started
-    from pbrl.experiments.report import write_report
-
-    metric = args.metric or ("eval/success_rate" if entry.env.startswith("metaworld:") else "eval/true_return")
-    notes = report_notes(entry, runs, args.scale, command, wall)
-    if failed:
-        notes.insert(1, f"**{len(failed)} runs failed** (see their .log files): {', '.join(p.name for p in failed)}")
-    print(write_report(out, metric, published=published_figures(entry, runs), notes=notes))
+    print(write_reproduction_report(out, entry, runs, args.scale, command, wall, args.metric, failed))
     return 1 if failed else 0
 
 
@@ -257,6 +285,8 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", help="score (default: eval/success_rate on MetaWorld, eval/true_return elsewhere)")
     parser.add_argument("--out", help="output directory (default: runs/reproduce/NAME-scaleF)")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="write the plan (reproduce.yaml, configs/) and stop")
+    parser.add_argument("--report-only", dest="report_only", action="store_true",
+                        help="rewrite the report of the reproduction in --out from its saved plan (reproduce.yaml); runs nothing")
     parser.set_defaults(func=_command)
 
 
