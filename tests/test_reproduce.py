@@ -50,6 +50,14 @@ def test_small_scale_evaluation_keeps_the_published_share_of_steps():
     assert overrides["eval_episodes"] / overrides["eval_interval"] <= TrainConfig.eval_episodes / TrainConfig.eval_interval
 
 
+def test_a_set_over_a_scaled_key_names_the_published_and_the_scaled_value():
+    door = load_catalogue()["pebble-door-open"]  # RUNE: 10 episodes every 10,000 steps
+    method = plan_runs(door, 0.1, 1, [published_cell(door)], sets=["eval_episodes=5", "agent.batch_size=256"])[0]
+    assert method.deviations["--set eval_episodes"] == "5 (published: 10; 1 after the scaling above)"
+    assert method.deviations["--set agent.batch_size"] == "256 (published: 512)"
+    assert method.overrides["eval_episodes"] == 5
+
+
 def test_a_published_figure_matches_the_runs_of_its_cell(walker):
     cells = select_cells(walker, only=["teacher=oracle,mistake"], grid_axes="teacher")
     runs = plan_runs(walker, 0.01, 1, cells)

@@ -124,8 +124,8 @@ def plan_runs(entry: Entry, scale: float, seeds: int | None, cells: list[dict[st
     envs = {s.env for s in methods}
     runs = []
     for spec in methods + [s for s in specs if s.role == "baseline" and s.env in envs]:
-        overrides, deviations = translate(spec)
-        overrides, note = _evaluation(overrides, scale)
+        translated, deviations = translate(spec)
+        overrides, note = _evaluation(translated, scale)
         if note:
             deviations["evaluation"] = note
         if spec.method in REWARD_FREE:
@@ -137,9 +137,11 @@ def plan_runs(entry: Entry, scale: float, seeds: int | None, cells: list[dict[st
             key, _, value = item.partition("=")
             if key.split(".")[0] in _ABSENT.get(spec.method, ()):
                 continue  # a section this run has not (the baseline's learner, a reward-free learner's agent)
-            published = overrides.get(key, "pbrl's default")
+            published = translated.get(key, "pbrl's default")
+            planned = overrides.get(key, published)
             overrides[key] = yaml.safe_load(value)
-            deviations[f"--set {key}"] = f"{value} (published: {published})"
+            deviations[f"--set {key}"] = f"{value} (published: {published}" + (
+                f"; {planned} after the scaling above)" if planned != published else ")")
         resolved = _flatten(to_dict(parse_config(nested(overrides))))  # a bad config fails here, before anything runs
         runs.append(PlannedRun(spec, overrides, deviations, resolved))
     return runs
