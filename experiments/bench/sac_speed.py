@@ -17,14 +17,21 @@ A short run for a quick look (its results say it is short)::
 
     python -m pbrl.experiments.bench.sac_speed --steps 5000 --seeds 0 1
 
-Writes ``<name>.md`` and ``<name>.png`` under ``--out-dir`` (``--name``, default ``sac_speed``).
+Each finished run is appended to ``<name>.runs.jsonl`` with its settings, and a later
+invocation with the same settings reuses it: the acceptance run can be stopped and
+continued, one (implementation, seed) run at a time. ``--jobs 2`` runs a seed's SB3 and
+FastSAC runs at the same time, one process and one core each (both still see the same
+load). Writes ``<name>.md`` and ``<name>.png`` under ``--out-dir`` (``--name``, default
+``sac_speed``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,10 @@ from pbrl import envs
 from pbrl.agents.fast_sac import FastSAC
 
 IMPLEMENTATIONS = {"sb3": SAC, "fast": FastSAC}
+
+
+SETTINGS = ("env", "steps", "device", "execution", "precision", "learning_starts", "eval_episodes")
+"""The arguments a finished run is reused under: all of them equal, or it runs again."""
 
 
 @dataclass
@@ -62,6 +73,7 @@ def sac_kwargs(steps: int, seed: int, device: str, learning_starts: int) -> dict
 
 def run_one(impl: str, env_id: str, steps: int, seed: int, device: str, learning_starts: int, eval_episodes: int,
             execution: str, precision: str) -> Run:
+    torch.set_num_threads(1)  # also in a --jobs worker process
     venv = DummyVecEnv([lambda: envs.make(env_id, seed=seed)])
     extra = {"execution": execution, "precision": precision} if impl == "fast" else {}
     model = IMPLEMENTATIONS[impl]("MlpPolicy", venv, **sac_kwargs(steps, seed, device, learning_starts), **extra)
@@ -71,6 +83,20 @@ def run_one(impl: str, env_id: str, steps: int, seed: int, device: str, learning
     eval_env = DummyVecEnv([lambda: envs.make(env_id, seed=seed + 10_000)])
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, return_episode_rewards=True)
     return Run(impl, seed, steps, wall, cpu, [float(r) for r in returns])
+
+
+def _run_job(job: tuple) -> Run:
+    return run_one(*job)
+
+
+def load_runs(ledger: Path, settings: dict) -> list[Run]:
+    """The finished runs in ``ledger`` made under exactly ``settings`` (the last one of each impl and seed)."""
+    if not ledger.exists():
+        return []
+    rows = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+    fields = Run.__dataclass_fields__
+    return list({(row["impl"], row["seed"]): Run(**{k: row[k] for k in fields})
+                 for row in rows if all(row.get(key) == value for key, value in settings.items())}.values())
 
 
 def bootstrap_mean_ci(per_seed: list[list[float]], draws: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
@@ -100,7 +126,7 @@ def report(runs: list[Run], args: argparse.Namespace, out_dir: Path) -> str:
         *(["**SHORT RUN** (the acceptance run is ≥ 50k steps × 3 seeds): speed ratios are meaningful, "
            "returns at this length are not a learning comparison.", ""] if short else []),
         f"Command: `python -m pbrl.experiments.bench.sac_speed --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
-        f"--device {args.device} --execution {args.execution} --precision {args.precision}`; FastSAC execution resolved to "
+        f"--device {args.device} --execution {args.execution} --precision {args.precision} --jobs {args.jobs}`; FastSAC execution resolved to "
         f"`{args.resolved_execution}`; learning starts at {args.learning_starts} steps; "
         f"{args.eval_episodes} deterministic evaluation episodes per run.",
         "",
@@ -155,19 +181,28 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out-dir", default="experiments/bench/results")
-    parser.add_argument("--name", default="sac_speed", help="stem of the .md and .png written")
+    parser.add_argument("--name", default="sac_speed", help="stem of the .md, .png and .runs.jsonl written")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one torch thread each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    runs = []
-    for seed in args.seeds:
-        for impl in IMPLEMENTATIONS:
-            runs.append(run_one(impl, args.env, args.steps, seed, args.device, args.learning_starts, args.eval_episodes,
-                                args.execution, args.precision))
-            print(f"{impl} seed {seed}: {runs[-1].steps_per_s:.1f} steps/s, {runs[-1].cpu_s:.1f} CPU s, "
-                  f"return {np.mean(runs[-1].returns):.1f}", flush=True)
+    ledger = out_dir / f"{args.name}.runs.jsonl"
+    settings = {key: getattr(args, key) for key in SETTINGS}
+    done = {(r.impl, r.seed): r for r in load_runs(ledger, settings)}
+    todo = [(impl, seed) for seed in args.seeds for impl in IMPLEMENTATIONS if (impl, seed) not in done]
+    print(f"{len(done)} of {len(args.seeds) * len(IMPLEMENTATIONS)} runs reused from {ledger}; {len(todo)} to run", flush=True)
+    jobs = [(impl, args.env, args.steps, seed, args.device, args.learning_starts, args.eval_episodes, args.execution,
+             args.precision) for impl, seed in todo]
+    with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+        for run in pool.imap_unordered(_run_job, jobs):
+            with ledger.open("a") as f:
+                f.write(json.dumps({**settings, **asdict(run)}) + "\n")
+            done[run.impl, run.seed] = run
+            print(f"{run.impl} seed {run.seed}: {run.steps_per_s:.1f} steps/s, {run.cpu_s:.1f} CPU s, "
+                  f"return {np.mean(run.returns):.1f}", flush=True)
+    runs = [done[impl, seed] for seed in args.seeds for impl in IMPLEMENTATIONS]
     probe = FastSAC("MlpPolicy", DummyVecEnv([lambda: envs.make(args.env, seed=0)]), device=args.device,
                     execution=args.execution, buffer_size=10)
     args.resolved_execution = probe.execution
