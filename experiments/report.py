@@ -250,7 +250,7 @@ def write_report(
     lines = [f"# Report: {root}", ""] + [f"* {n}" for n in notes or []] + ([""] if notes else [])
     lines += [f"Final {score_name} per group: IQM with a 95% stratified-bootstrap interval "
               f"(rliable, {reps:,} resamples, seed {seed}), runs × tasks with tasks = envs.", ""]
-    header = "| group | runs | tasks | IQM | 95% CI | mean |" + (" raw IQM |" if normalised else "") + " final labels | reward corr. |"
+    header = "| group | runs | tasks | IQM | 95% CI | mean |" + (" raw IQM |" if normalised else "") + " final labels | fresh-pair acc. | reward corr. |"
     lines += [header, "|" + " --- |" * (header.count("|") - 1)]
     summary: dict[str, Any] = {"metric": metric, "normalised": normalised, "reps": reps, "seed": seed, "groups": {}}
     fig, (ax_steps, ax_labels) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -264,13 +264,15 @@ def write_report(
             point = low = high = float("nan")
         labels = _nanmean([final_value(r["rows"], "teacher/labeled") for r in members])
         corr = _nanmean([final_value(r["rows"], "reward/true_correlation") for r in members])
+        accuracy = _nanmean([final_value(r["rows"], "reward/fresh_pair_accuracy") for r in members])
         mean = float(np.mean(scores)) if scores.size else float("nan")
         row = f"| {name} | {len(members)} | {len(tasks)} | {point:.3g} | [{low:.3g}, {high:.3g}] | {mean:.3g} |"
         if normalised:
             row += f" {iqm(raw) if raw.size else float('nan'):.4g} |"
-        lines.append(row + f" {labels:.0f} | {corr:.2f} |")
+        lines.append(row + f" {labels:.0f} | {accuracy:.3f} | {corr:.2f} |")
         summary["groups"][name] = {"iqm": point, "ci": [low, high], "mean": mean, "runs": len(members), "tasks": tasks,
-                                   "scores": scores.tolist(), "raw": raw.tolist(), "labels": float(labels)}
+                                   "scores": scores.tolist(), "raw": raw.tolist(), "labels": float(labels),
+                                   "fresh_pair_accuracy": accuracy, "reward_correlation": corr}
         _plot_group(ax_steps, ax_labels, members, metric, name, references if normalised else {})
     _finish_curves(fig, ax_steps, ax_labels, score_name.replace("`", ""), root / "report.png")
     if all_scores:

@@ -145,3 +145,25 @@ def test_helpers_match_rliable_directly_and_leave_the_global_rng_alone():
     assert interval_estimates(x, reps=300, seed=5) == first  # and the result is reproducible
     assert first == pytest.approx(_rliable(x, reps=300, seed=5), rel=1e-12)
     assert interval_estimates(x, reps=300, seed=6) != first
+
+
+def test_the_reward_models_final_accuracy_and_correlation_per_group(tmp_path):
+    """The columns a teacher grid is read by: each run's last fresh-pair accuracy and reward
+    correlation, averaged over the group's runs."""
+    finals = {("oracle", 0): (0.91, 0.62), ("oracle", 1): (0.87, 0.58), ("mistake", 0): (0.74, 0.31), ("mistake", 1): (0.70, 0.35)}
+    for (preset, seed), (accuracy, corr) in finals.items():
+        run = tmp_path / f"{preset}-{seed}"
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump({"env": ENVS[0], "method": "pebble", "seed": seed,
+                                                         "teacher": {"preset": preset}}))
+        log = MetricsLog(run / "metrics.jsonl")
+        log.write(1000, {"reward/fresh_pair_accuracy": 0.5, "reward/true_correlation": 0.0, "teacher/labeled": 10})
+        log.write(2000, {"reward/fresh_pair_accuracy": accuracy, "reward/true_correlation": corr, "teacher/labeled": 20,
+                         "eval/true_return": 100.0 + seed})
+    write_report(tmp_path)
+    groups = json.loads((tmp_path / "report.json").read_text())["groups"]
+    for preset in ("oracle", "mistake"):
+        group = groups[f"teacher.preset={preset}"]
+        assert group["fresh_pair_accuracy"] == pytest.approx(np.mean([finals[preset, s][0] for s in (0, 1)]))
+        assert group["reward_correlation"] == pytest.approx(np.mean([finals[preset, s][1] for s in (0, 1)]))
+    assert "| 20 | 0.890 | 0.60 |" in (tmp_path / "report.md").read_text()
