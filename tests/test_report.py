@@ -62,3 +62,24 @@ def test_a_run_written_before_a_key_existed_groups_with_the_default(tmp_path):
     config["agent"]["state_entropy_std"] = "bpref-code"
     (tmp_path / "run1" / "config.yaml").write_text(_yaml.safe_dump(config))
     assert sorted(group_runs(load_runs(tmp_path))) == ["agent.state_entropy_std=bpref-code", "agent.state_entropy_std=running"]
+
+
+def test_a_teacher_grid_is_grouped_by_preset_alone():
+    """B-Pref's presets each set β, γ and the ε's: the group is named by the preset, the finer key;
+    two keys that determine each other both stay in the name."""
+    from pbrl.experiments.report import group_runs
+    from pbrl.teachers.synthetic import PRESETS
+
+    runs = []
+    for preset in ("oracle", "stoc", "mistake", "skip", "equal", "myopic"):
+        teacher = PRESETS[preset]
+        for seed in (0, 1):
+            config = {"seed": seed, "teacher.preset": preset, "teacher.beta": teacher.beta, "teacher.gamma": teacher.gamma,
+                      "teacher.eps_mistake": teacher.eps_mistake, "teacher.eps_skip": teacher.eps_skip,
+                      "teacher.eps_equal": teacher.eps_equal}
+            runs.append({"config": config})
+    groups = group_runs(runs)
+    assert sorted(groups) == sorted(f"teacher.preset={p}" for p in ("oracle", "stoc", "mistake", "skip", "equal", "myopic"))
+    assert all(len(members) == 2 for members in groups.values())
+    pairs = [{"config": {"seed": 0, "feedback.budget": b, "feedback.per_round": b // 10}} for b in (500, 1000)]
+    assert sorted(group_runs(pairs)) == ["feedback.budget=1000, feedback.per_round=100", "feedback.budget=500, feedback.per_round=50"]
