@@ -48,6 +48,8 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     labels.add_argument("--store", help="SQLAlchemy URL of the preference store (default: RUN_DIR/preferences.sqlite)")
     labels.add_argument("--export", metavar="PATH", help="write every label to PATH (.jsonl or .csv)")
     labels.add_argument("--agreement", action="store_true", help="print agreement between annotators")
+    labels.add_argument("--truth", action="store_true", help="print how often each annotator's labels prefer the "
+                        "segment of higher true return (simulated segments)")
     labels.set_defaults(func=_labels)
     add_dataset_options(server, labels)
 
@@ -194,11 +196,11 @@ def _serve(server, run_dir: Path, names: list[str], expires_at: float | None) ->
 
 
 def _labels(args: argparse.Namespace) -> int:
-    from pbrl.labeling.agreement import agreement
+    from pbrl.labeling.agreement import agreement, truth_agreement
     from pbrl.labeling.exchange import export_labels
 
     store = _store(args)
-    if not args.export and not args.agreement:
+    if not args.export and not args.agreement and not args.truth:
         counts = store.counts()
         print(f"{counts.asked} queries asked, {counts.labeled} labeled, {counts.skipped} skipped, "
               f"{counts.pending} pending")
@@ -211,6 +213,10 @@ def _labels(args: argparse.Namespace) -> int:
     if args.agreement:
         print("\n".join(agreement(store).lines()))
         print("\n".join(quality_lines(store, args)))
+    if args.truth:
+        found = truth_agreement(store)
+        print("agreement with the true return" + ("" if found else ": no labels on pairs of different true return"))
+        print("\n".join(stats.line(name) for name, stats in found.items()))
     if args.write:
         write_labels(args)
     return 0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pbrl.database import SCHEMA_VERSION
-from pbrl.labeling.agreement import agreement
+from pbrl.labeling.agreement import agreement, truth_agreement
 from pbrl.labeling.assignments import LabelQueue, Unauthorized
 from pbrl.labeling.exchange import export_labels, read_dataset
 from pbrl.store import PreferenceStore
@@ -118,6 +118,25 @@ def test_agreement_statistics(tmp_path):
     assert stats.annotators["carol"].skips == 2 and stats.annotators["alice"].labels == 4
     assert stats.annotators["bob"].agreement == pytest.approx(3 / 5)
     assert "Fleiss" in "\n".join(stats.lines())
+
+
+def test_agreement_with_the_true_return(tmp_path):
+    """Per annotator: the share of labels naming the segment of higher Σ_t r_t; "equal" answers count
+    as not naming it, skips not at all."""
+    store, queries = stateless_store(tmp_path / "p.sqlite", pairs=4, needed=2)
+    pairs = [store.round_queries(0)[i][1:] for i in range(4)]
+    truth = store.segment_batch([s for pair in pairs for s in pair]).truth.returns.reshape(4, 2)
+    better_left = truth[:, 0] > truth[:, 1]
+    right_answer = better_left.astype(float)
+    given = {"alice": [right_answer[0], right_answer[1], 1 - right_answer[2], 0.5],
+             "bob": [right_answer[0], None, right_answer[2], right_answer[3]]}
+    for name, labels in given.items():
+        for query, label in zip(queries, labels):
+            store.add_label(int(query), label, name)
+    found = truth_agreement(store)
+    assert (found["alice"].labels, found["alice"].equal) == (4, 1) and found["alice"].agreement == pytest.approx(2 / 4)
+    assert found["bob"].labels == 3 and found["bob"].agreement == pytest.approx(1.0)
+    assert "agree with the true return 0.500" in found["alice"].line("alice")
 
 
 def test_human_teacher_returns_consensus_and_goes_on_after_its_timeout(tmp_path, capsys):

@@ -10,6 +10,13 @@ three categories left / right / equal; a query with answers ``n_ij`` (``n_i`` in
   shares (NaN when every answer is the same category, where chance explains everything);
 * **per annotator** — labels given, skips, and how often the others on the same
   queries gave the same answer.
+
+:func:`truth_agreement` asks a different question of each annotator, one that only
+simulated segments can answer: how often their answer names the segment with the higher
+true return ``Σ_t r_t`` (each segment's stored true rewards; pairs of equal true return
+left out, and an "equal" answer counted as not naming it). For B-Pref's oracle it is 1;
+its mistake teacher's is ~0.9 by construction; a myopic, skip or equal teacher's shows
+what its rule did to the labels a run actually learned from.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
-from pbrl.database import labels_table
+from pbrl.database import labels_table, queries_table
 from pbrl.store import PreferenceStore
 
 
@@ -85,3 +92,40 @@ def agreement(store: PreferenceStore) -> Agreement:
         for name in names
     }
     return Agreement(len(shared), pairwise, kappa, per_annotator)
+
+
+@dataclass(frozen=True)
+class TruthAgreement:
+    labels: int
+    """Answered (not skipped) labels on pairs whose true returns differ."""
+    equal: int
+    """Of those, answers of ½ ("equal")."""
+    agreement: float
+    """Fraction of those labels that prefer the segment with the higher true return (NaN: none)."""
+
+    def line(self, name: str) -> str:
+        return (f"  {name}: {self.labels} labels on pairs of different true return, {self.equal} equal, "
+                f"agree with the true return {self.agreement:.3f}")
+
+
+def truth_agreement(store: PreferenceStore) -> dict[str, TruthAgreement]:
+    """Per annotator, how often a label prefers the segment of higher true (undiscounted) return."""
+    labels, queries = labels_table.c, queries_table.c
+    rows = store.read(
+        select(labels.annotator, labels.label, queries.left_id, queries.right_id)
+        .join_from(labels_table, queries_table, queries.id == labels.query_id).where(labels.skipped == 0)
+    )
+    if not rows:
+        return {}
+    annotators, answers, left, right = (np.asarray(column) for column in zip(*rows))
+    ids = np.unique(np.concatenate([left, right]))
+    returns = dict(zip(ids.tolist(), store.segment_batch(ids).truth.returns.tolist()))
+    true_left = np.array([returns[int(i)] for i in left]) - np.array([returns[int(i)] for i in right])
+    answers = answers.astype(np.float64)
+    out = {}
+    for name in sorted(set(annotators.tolist())):
+        mask = (annotators == name) & (true_left != 0)
+        agree = np.where(true_left[mask] > 0, answers[mask] == 1.0, answers[mask] == 0.0)
+        out[name] = TruthAgreement(int(mask.sum()), int((answers[mask] == 0.5).sum()),
+                                   float(agree.mean()) if mask.any() else float("nan"))
+    return out
