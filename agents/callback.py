@@ -5,6 +5,8 @@
   the following step); on-policy (PPO) in ``on_rollout_start``, so a rollout is never
   collected under two reward functions. After every completed round its child callback
   fires (SB3's ``EventCallback`` pattern): the :class:`CheckpointCallback`.
+* :class:`PeriodicCheckpoint` — a checkpoint every ``interval`` env steps besides the rounds' (where
+  the feedback callback checkpoints: ``on_step`` off-policy, ``on_rollout_start`` on-policy).
 * :class:`EvaluationCallback` — deterministic evaluation episodes on a schedule and at the end.
 * :class:`LoggingCallback` — training scalars (true episode returns, labels, env steps/s).
 * :class:`ProgressCallback` — a progress bar with the latest return, labels and accuracy.
@@ -82,6 +84,33 @@ class CheckpointCallback(BaseCallback):
         return True
 
 
+class PeriodicCheckpoint(BaseCallback):
+    """Saves the run every ``interval`` env steps, at the point of the step where rounds checkpoint (after
+    :class:`FeedbackCallback` in the list): ``on_step`` off-policy, ``on_rollout_start`` on-policy, where the
+    rollout buffer is empty."""
+
+    def __init__(self, save: Callable[[int], None], interval: int, on_policy: bool) -> None:
+        super().__init__()
+        self.save, self.interval, self.on_policy = save, interval, on_policy
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.interval + 1) * self.interval
+
+    def _maybe_save(self) -> None:
+        if self.num_timesteps >= self._next:
+            self._next = (self.num_timesteps // self.interval + 1) * self.interval
+            self.save(self.num_timesteps)
+
+    def _on_rollout_start(self) -> None:
+        if self.on_policy:
+            self._maybe_save()
+
+    def _on_step(self) -> bool:
+        if not self.on_policy:
+            self._maybe_save()
+        return True
+
+
 class EvaluationCallback(BaseCallback):
     """Deterministic evaluation every ``interval`` env steps and once more at the end (unless just done)."""
 
@@ -116,6 +145,7 @@ class LoggingCallback(BaseCallback):
         super().__init__()
         self.pref_env, self.store, self.interval, self.record = pref_env, store, interval, record
         self._clock = (0, 0.0)
+        self._logged = -1
 
     def _on_training_start(self) -> None:
         self._clock = (self.num_timesteps, time.perf_counter())
@@ -124,10 +154,15 @@ class LoggingCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
             self._next += self.interval
-            self.record(self.num_timesteps, self._scalars())
+            self._record()
         return True
 
     def _on_training_end(self) -> None:
+        if self._logged != self.num_timesteps:  # not twice at a last step on the schedule
+            self._record()
+
+    def _record(self) -> None:
+        self._logged = self.num_timesteps
         self.record(self.num_timesteps, self._scalars())
 
     def _scalars(self) -> dict[str, float]:

@@ -93,6 +93,10 @@ class TrainConfig:
     """Episodes per evaluation (0 = no evaluation)."""
     log_interval: int = 1_000
     """Env steps between training-scalar logs."""
+    checkpoint_interval: int = 10_000
+    """Env steps between the checkpoints of an online agent's run, besides the one after every feedback round and
+    the last: a kill loses at most this many steps (a SAC baseline, or PEBBLE after its last round, has no rounds to
+    checkpoint after). 0 = only after rounds and at the end. Offline learners checkpoint at every evaluation."""
     torch_threads: int = 1
     """Torch CPU threads (small MLPs run fastest on one)."""
     progress: bool = True
@@ -116,6 +120,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.eval_episodes < 0:
             raise ConfigError(f"eval_episodes must be ≥ 0, got {self.eval_episodes}")
+        if self.checkpoint_interval < 0:
+            raise ConfigError(f"checkpoint_interval must be ≥ 0 (0: only after feedback rounds and at the end), "
+                              f"got {self.checkpoint_interval}")
 
     # ------------------------------------------------------------------ what the run is
     @property

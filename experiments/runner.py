@@ -51,7 +51,9 @@ from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.utils import set_random_seed
 
 from pbrl import envs
-from pbrl.agents.callback import CheckpointCallback, EvaluationCallback, FeedbackCallback, LoggingCallback, ProgressCallback
+from pbrl.agents.callback import (
+    CheckpointCallback, EvaluationCallback, FeedbackCallback, LoggingCallback, PeriodicCheckpoint, ProgressCallback,
+)
 from pbrl.agents.evaluation import Evaluator, PolicyAgent, Predictor
 from pbrl.agents.preference_env import PreferenceVecEnv
 from pbrl.agents.vec_env import make_vec_env
@@ -248,6 +250,8 @@ class SB3Engine:
         if self.loop is not None:
             checkpoint = CheckpointCallback(runner.save_checkpoint)
             parts.append(FeedbackCallback(self.loop, self.pref_env, self.hooks, runner.record, self.agent.on_policy, checkpoint))
+        if cfg.checkpoint_interval:
+            parts.append(PeriodicCheckpoint(runner.save_checkpoint, cfg.checkpoint_interval, self.agent.on_policy))
         if runner.evaluator is not None:
             parts.append(EvaluationCallback(runner.evaluator, cfg.eval_interval, runner.record))
         parts.append(LoggingCallback(self.pref_env, self.store if self.loop else None, cfg.log_interval, runner.record))

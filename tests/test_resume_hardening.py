@@ -224,3 +224,41 @@ def test_a_corrupt_store_reaches_the_cli_as_one_line_and_debug_shows_the_traceba
     assert code == 2 and len(lines) == 1 and "preferences.sqlite" in lines[0] and "not a readable SQLite" in lines[0], lines
     with pytest.raises(CorruptStoreError):
         main(["resume", str(run), "--debug"])
+
+
+# `pbrl train` SIGKILLing its own process at env step 450 (from the logging callback's on_step).
+_KILLED_AT_450 = textwrap.dedent("""
+    import os, signal, sys
+    from pbrl.agents import callback
+    step = callback.LoggingCallback._on_step
+    def killing(self):
+        if self.num_timesteps >= 450:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step(self)
+    callback.LoggingCallback._on_step = killing
+    from pbrl.experiments.cli import main
+    sys.exit(main(["train", *sys.argv[1:]]))
+""")
+
+
+@pytest.mark.parametrize("method", ["sac", "pref-ppo"])
+def test_a_run_without_feedback_rounds_checkpoints_every_checkpoint_interval(tmp_path, method):
+    """SAC on the true reward has no rounds to checkpoint after, PrefPPO none after its budget is spent
+    (step 200 here): killed at step 450 with checkpoint_interval=200, each resumes from step 400 and
+    finishes, its metrics holding no step twice."""
+    run = tmp_path / "run"
+    overrides = ["env=gym:HalfCheetah-v5", "max_episode_steps=100", f"method={method}", "steps=700", "eval_interval=100000", "eval_episodes=1",
+                 "progress=false", "log_interval=50", "checkpoint_interval=200", f"run_dir={run}",
+                 "agent.hidden_sizes=[16,16]", "agent.batch_size=32"]
+    overrides += ["agent.learning_starts=50"] if method == "sac" else [
+        "agent.n_envs=1", "agent.n_steps=100", "feedback.first_query_step=100", "feedback.interval=100", "feedback.per_round=5",
+        "feedback.budget=10", "feedback.segment_length=10", "learner.hidden_sizes=[16,16]", "learner.max_epochs=5"]
+    argv = [a for o in overrides for a in ("--set", o)]
+    done = subprocess.run([sys.executable, "-c", _KILLED_AT_450, *argv], capture_output=True, timeout=600)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    assert state["num_timesteps"] == 400
+    Runner(load_run_config(run), run, resume=True).train()
+    steps = [row["step"] for row in MetricsLog(run / "metrics.jsonl").read() if "train/true_episode_return" in row]
+    assert steps[-1] == 700 and len(steps) == len(set(steps))
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["num_timesteps"] == 700
