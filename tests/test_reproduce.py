@@ -11,9 +11,12 @@ import pytest
 import yaml
 
 from pbrl.experiments.cli import main
-from pbrl.experiments.config import TrainConfig
+from pbrl.experiments.config import TrainConfig, parse_config, to_dict
 from pbrl.experiments.reproduce.catalogue import load_catalogue
-from pbrl.experiments.reproduce.run import _evaluation, plan_runs, published_cell, published_figures, select_cells
+from pbrl.experiments.reproduce.run import (
+    _evaluation, check_started_run, plan_runs, published_cell, published_figures, select_cells,
+)
+from pbrl.experiments.reproduce.translate import nested
 from pbrl.registry import ConfigError
 from pbrl.store import PreferenceStore
 
@@ -56,6 +59,21 @@ def test_a_set_over_a_scaled_key_names_the_published_and_the_scaled_value():
     assert method.deviations["--set eval_episodes"] == "5 (published: 10; 1 after the scaling above)"
     assert method.deviations["--set agent.batch_size"] == "256 (published: 512)"
     assert method.overrides["eval_episodes"] == 5
+
+
+def test_a_plan_over_a_run_started_with_other_settings_is_refused(tmp_path):
+    """A started run resumes from its own config.yaml: a new plan that differs would be reported, not run."""
+    door = load_catalogue()["pebble-door-open"]
+    run = plan_runs(door, 0.1, 1, [published_cell(door)], sets=["agent.batch_size=256"])[0]
+    run_dir = tmp_path / run.dirname
+    run_dir.mkdir()
+    started = to_dict(parse_config(nested({**run.overrides, "run_dir": str(run_dir)})))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(started))
+    check_started_run(run_dir, run)  # the same settings: resumed
+    check_started_run(tmp_path / "not-started", run)
+    other = plan_runs(door, 0.1, 1, [published_cell(door)], sets=["agent.batch_size=128"])[0]
+    with pytest.raises(ConfigError, match=r"started with other settings \(agent.batch_size: 256 → 128\)"):
+        check_started_run(run_dir, other)
 
 
 def test_a_published_figure_matches_the_runs_of_its_cell(walker):

@@ -248,6 +248,8 @@ def reproduce(args: argparse.Namespace) -> int:
         "runs": [{"dir": r.dirname, "spec": r.spec.to_dict(), "config": nested(r.overrides), "deviations": r.deviations}
                  for r in runs],
     }, sort_keys=False, allow_unicode=True))
+    for run in runs:
+        check_started_run(out / run.dirname, run)
     jobs = []
     for run in runs:
         (out / "configs").mkdir(exist_ok=True)
@@ -265,6 +267,24 @@ def reproduce(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - started
     print(write_reproduction_report(out, entry, runs, args.scale, command, wall, args.metric, failed))
     return 1 if failed else 0
+
+
+def check_started_run(run_dir: Path, run: PlannedRun) -> None:
+    """Refuse to plan over a run started with other settings: it resumes from its own config.yaml, so
+    the new plan's values would be reported but not run."""
+    from pbrl.experiments.report import _flatten, resolved  # heavy imports: only when planning
+
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return
+    started = _flatten(resolved(yaml.safe_load(path.read_text()) or {}))
+    ignored = ("run_dir", "progress")
+    keys = sorted(k for k in set(started) | set(run.resolved)
+                  if k not in ignored and str(started.get(k)) != str(run.resolved.get(k)))
+    if keys:
+        changes = ", ".join(f"{k}: {started.get(k)} → {run.resolved.get(k)}" for k in keys[:4]) + (" …" if len(keys) > 4 else "")
+        raise ConfigError(f"{run_dir.name} was started with other settings ({changes}) and resumes from its own "
+                          "config.yaml: give this plan another --out (--report-only rewrites the report of what ran)")
 
 
 def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
