@@ -31,9 +31,12 @@ from rliable import metrics as rly_metrics  # noqa: E402
 
 from pbrl.experiments.config import ConfigError, convert_legacy_config, is_legacy, parse_config, to_dict  # noqa: E402
 from pbrl.run_log import MetricsLog  # noqa: E402
+from pbrl.teachers.synthetic import KNOBS, PRESETS  # noqa: E402
 
 REPS = 2000  # bootstrap resamples (rliable's paper uses 50,000; 2,000 keeps a 72-group report near a minute)
 BASELINE_GROUP = "SAC on the true reward (baseline)"
+NAMING_KEYS = ("teacher.preset",)
+"""Keys that name a bundle of settings: a group is named by them rather than by the settings they fix."""
 _EPS = 1e-8
 
 
@@ -116,9 +119,22 @@ def resolved(raw: dict) -> dict:
     groups with the runs that have it at its default (what the older code did); a config that no
     longer parses is kept as written."""
     try:
-        return to_dict(parse_config(convert_legacy_config(raw) if is_legacy(raw) else raw))
+        config = to_dict(parse_config(convert_legacy_config(raw) if is_legacy(raw) else raw))
     except ConfigError:
         return raw
+    return named_preset(config)
+
+
+def named_preset(config: dict) -> dict:
+    """B-Pref's teachers by name: a synthetic teacher whose five knobs equal one of the six presets'
+    is named by that preset (the reproduce catalogue writes B-Pref's knobs as the reference scripts
+    do, beside the default preset name), so a teacher grid groups as ``teacher.preset=mistake``."""
+    teacher = config.get("teacher") or {}
+    if teacher.get("type") == "synthetic":
+        for name, preset in PRESETS.items():
+            if all(teacher.get(knob) is not None and float(teacher[knob]) == getattr(preset, knob) for knob in KNOBS):
+                return {**config, "teacher": {**teacher, "preset": name}}
+    return config
 
 
 def load_runs(root: Path) -> list[dict]:
@@ -148,8 +164,9 @@ def run_env(config: dict) -> str:
 
 def group_runs(runs: list[dict], exclude: tuple[str, ...] = ("seed", "run_dir", "env")) -> dict[str, list[dict]]:
     """Group by the config values that differ across runs, ignoring ``exclude``. A key whose value
-    follows from a finer varying key is left out of the names: a teacher grid's groups are
-    ``teacher.preset=mistake``, not that and the ``teacher.eps_mistake=0.1`` the preset sets."""
+    follows from a finer varying key, or from a key of :data:`NAMING_KEYS`, is left out of the names:
+    a teacher grid's groups are ``teacher.preset=mistake``, not that and the ``teacher.eps_mistake=0.1``
+    the preset sets."""
     keys = sorted({k for r in runs for k in r["config"]})
     values = {k: [str(r["config"].get(k)) for r in runs] for k in keys if k not in exclude}
     varying = [k for k, v in values.items() if len(set(v)) > 1]
@@ -157,7 +174,8 @@ def group_runs(runs: list[dict], exclude: tuple[str, ...] = ("seed", "run_dir", 
     def determines(a: str, b: str) -> bool:  # b's value is a function of a's
         return len(set(zip(values[a], values[b]))) == len(set(values[a]))
 
-    varying = [k for k in varying if not any(determines(p, k) and not determines(k, p) for p in varying if p != k)]
+    varying = [k for k in varying
+               if not any(determines(p, k) and (p in NAMING_KEYS or not determines(k, p)) for p in varying if p != k)]
     groups: dict[str, list[dict]] = defaultdict(list)
     for run in runs:
         name = ", ".join(f"{k}={run['config'].get(k)}" for k in varying) or "all runs"

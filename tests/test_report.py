@@ -81,5 +81,15 @@ def test_a_teacher_grid_is_grouped_by_preset_alone():
     groups = group_runs(runs)
     assert sorted(groups) == sorted(f"teacher.preset={p}" for p in ("oracle", "stoc", "mistake", "skip", "equal", "myopic"))
     assert all(len(members) == 2 for members in groups.values())
+    # As the reproduce catalogue writes them: B-Pref's knobs beside the default preset name.
+    from pbrl.experiments.report import _flatten, named_preset
+
+    written = {"type": "synthetic", "preset": "oracle", "beta": "inf", "gamma": 1.0, "eps_mistake": 0.1,
+               "eps_skip": 0.0, "eps_equal": 0.0}
+    assert named_preset({"teacher": written})["teacher"]["preset"] == "mistake"
+    assert named_preset({"teacher": {**written, "eps_mistake": 0.2}})["teacher"]["preset"] == "oracle"  # no preset's
+    catalogue_runs = [{"config": _flatten(named_preset({"seed": s, "teacher": {**written, "eps_mistake": e}}))}
+                      for s in (0, 1) for e in (0.0, 0.1)]
+    assert sorted(group_runs(catalogue_runs)) == ["teacher.preset=mistake", "teacher.preset=oracle"]
     pairs = [{"config": {"seed": 0, "feedback.budget": b, "feedback.per_round": b // 10}} for b in (500, 1000)]
     assert sorted(group_runs(pairs)) == ["feedback.budget=1000, feedback.per_round=100", "feedback.budget=500, feedback.per_round=50"]
