@@ -17,9 +17,10 @@ A short run for a quick look (its results say it is short)::
 
     python -m pbrl.experiments.bench.sac_speed --steps 5000 --seeds 0 1
 
-Each finished run is appended to ``<name>.runs.jsonl`` with its settings, and a later
-invocation with the same settings reuses it: the acceptance run can be stopped and
-continued, one (implementation, seed) run at a time. ``--jobs 2`` runs a seed's SB3 and
+Each finished run is appended to ``sac_speed.runs.jsonl`` (one ledger per ``--out-dir``)
+with its settings, and a later invocation with the same settings reuses it: the acceptance
+run can be stopped and continued, one (implementation, seed) run at a time, and an SB3 run
+serves every FastSAC variant (``--execution``, ``--precision`` do not touch SB3). ``--jobs 2`` runs a seed's SB3 and
 FastSAC runs at the same time, one process and one core each (both still see the same
 load). Writes ``<name>.md`` and ``<name>.png`` under ``--out-dir`` (``--name``, default
 ``sac_speed``).
@@ -48,6 +49,8 @@ IMPLEMENTATIONS = {"sb3": SAC, "fast": FastSAC}
 
 SETTINGS = ("env", "steps", "device", "execution", "precision", "learning_starts", "eval_episodes")
 """The arguments a finished run is reused under: all of them equal, or it runs again."""
+FAST_ONLY_SETTINGS = ("execution", "precision")
+"""Settings of FastSAC alone: an SB3 run is reused whatever they were."""
 
 
 @dataclass
@@ -90,13 +93,18 @@ def _run_job(job: tuple) -> Run:
 
 
 def load_runs(ledger: Path, settings: dict) -> list[Run]:
-    """The finished runs in ``ledger`` made under exactly ``settings`` (the last one of each impl and seed)."""
+    """The finished runs in ``ledger`` made under ``settings`` (the last one of each impl and seed);
+    an SB3 run matches whatever the FastSAC-only settings were."""
     if not ledger.exists():
         return []
     rows = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
     fields = Run.__dataclass_fields__
-    return list({(row["impl"], row["seed"]): Run(**{k: row[k] for k in fields})
-                 for row in rows if all(row.get(key) == value for key, value in settings.items())}.values())
+
+    def matches(row: dict) -> bool:
+        keys = [k for k in settings if row["impl"] == "fast" or k not in FAST_ONLY_SETTINGS]
+        return all(row.get(key) == settings[key] for key in keys)
+
+    return list({(row["impl"], row["seed"]): Run(**{k: row[k] for k in fields}) for row in rows if matches(row)}.values())
 
 
 def bootstrap_mean_ci(per_seed: list[list[float]], draws: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
@@ -181,14 +189,14 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out-dir", default="experiments/bench/results")
-    parser.add_argument("--name", default="sac_speed", help="stem of the .md, .png and .runs.jsonl written")
+    parser.add_argument("--name", default="sac_speed", help="stem of the .md and .png written")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one torch thread each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    ledger = out_dir / f"{args.name}.runs.jsonl"
+    ledger = out_dir / "sac_speed.runs.jsonl"
     settings = {key: getattr(args, key) for key in SETTINGS}
     done = {(r.impl, r.seed): r for r in load_runs(ledger, settings)}
     todo = [(impl, seed) for seed in args.seeds for impl in IMPLEMENTATIONS if (impl, seed) not in done]
