@@ -71,6 +71,7 @@ from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACP
 from torch import nn
 from torch.distributions.utils import _standard_normal
 
+from pbrl import cpu_linear
 from pbrl.agents.device_replay import DeviceReplayBuffer
 from pbrl.agents.replay import PreferenceReplayBuffer
 from pbrl.agents.sac import make_sac
@@ -107,6 +108,28 @@ def batched_q(layers: list, obs: torch.Tensor, actions: torch.Tensor) -> torch.T
     for layer in layers:
         x = torch.baddbmm(layer[1], x, layer[0]) if isinstance(layer, tuple) else layer(x)
     return x.float()  # float32 out also under bf16 autocast
+
+
+def mlp_forward(net: nn.Sequential, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
+    """An SB3 MLP (``nn.Linear`` and activation layers) with its linear layers through
+    :func:`pbrl.cpu_linear.linear` (oneDNN on CPU where faster); ``detach``: no gradient to its weights."""
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            weight, bias = (layer.weight.detach(), layer.bias.detach()) if detach else (layer.weight, layer.bias)
+            x = cpu_linear.linear(x, weight, bias)
+        else:
+            x = layer(x)
+    return x
+
+
+def q_values(networks: nn.ModuleList, obs: torch.Tensor, actions: torch.Tensor, detach: bool = False,
+             stacked: bool = True) -> torch.Tensor:
+    """``Q_j([s, a])`` of every member, ``[n, B, 1]``: one batched network (:func:`stacked_layers`,
+    ``stacked``) or each member on its own through :func:`mlp_forward` (the oneDNN path on CPU)."""
+    if stacked:
+        return batched_q(stacked_layers(networks, detach), obs, actions)
+    x = torch.cat([obs.float(), actions], dim=1)
+    return torch.stack([mlp_forward(net, x, detach) for net in networks])
 
 
 def squash_log_std(raw: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -180,9 +203,10 @@ def squashed_gaussian_sample(actor: nn.Module, obs: torch.Tensor, noise: torch.T
     (the same expression order as ``torch.distributions.Normal.log_prob`` and SB3); ``log σ``
     is SB3's clamp or the actor's ``log_std_bounds`` squashing (:func:`bounded_log_std`).
     """
-    latent = actor.latent_pi(obs.float())
-    mean = actor.mu(latent).float()  # the distribution in float32 also under bf16 autocast
-    log_std = bounded_log_std(actor.log_std(latent).float(), getattr(actor, "log_std_bounds", None))
+    latent = mlp_forward(actor.latent_pi, obs.float())
+    mean = cpu_linear.linear(latent, actor.mu.weight, actor.mu.bias).float()  # float32 also under bf16 autocast
+    log_std = cpu_linear.linear(latent, actor.log_std.weight, actor.log_std.bias).float()
+    log_std = bounded_log_std(log_std, getattr(actor, "log_std_bounds", None))
     std = log_std.exp()  # SB3: ones_like(mean) * exp(log_std), the same values
     gaussian = mean + noise * std
     log_prob = (-((gaussian - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI).sum(dim=1)
@@ -290,17 +314,17 @@ class FastSAC(SAC):
         """``L_Q = ½ Σ_j mean (Q_j(s, a) − y)²``, ``y = r + γ (1 − d) (min_j Q̄_j(s', a') − α log π(a'|s'))``."""
         with torch.no_grad():
             next_actions, next_log_prob = squashed_gaussian_sample(self.actor, next_obs, noise_next)
-            next_q = batched_q(stacked_layers(self.critic_target.q_networks), next_obs, next_actions)
+            next_q = q_values(self.critic_target.q_networks, next_obs, next_actions, stacked=self._stacked_critics)
             next_q = torch.min(next_q, dim=0).values - ent_coef * next_log_prob.reshape(-1, 1)
             target_q = rewards + (1 - dones) * discounts * next_q
-        current_q = batched_q(stacked_layers(self.critic.q_networks), obs, actions)
+        current_q = q_values(self.critic.q_networks, obs, actions, stacked=self._stacked_critics)
         return 0.5 * ((current_q - target_q) ** 2).mean(dim=(1, 2)).sum()
 
     def _actor_loss(self, obs: torch.Tensor, noise_pi: torch.Tensor, ent_coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``L_π = mean(α log π(a|s) − min_j Q_j(s, a))`` through detached critic weights; also ``log π`` (detached)."""
         actions_pi, log_prob = squashed_gaussian_sample(self.actor, obs, noise_pi)
         log_prob = log_prob.reshape(-1, 1)
-        q_pi = batched_q(stacked_layers(self.critic.q_networks, detach=True), obs, actions_pi)
+        q_pi = q_values(self.critic.q_networks, obs, actions_pi, detach=True, stacked=self._stacked_critics)
         return (ent_coef * log_prob - torch.min(q_pi, dim=0).values).mean(), log_prob.detach()
 
     def _update(
@@ -345,6 +369,11 @@ class FastSAC(SAC):
                 torch._foreach_mul_(target, 1 - self.tau)
                 torch._foreach_add_(target, list(self.critic.parameters()), alpha=self.tau)
         return torch.stack([critic_loss.detach(), actor_loss.detach(), ent_coef.reshape(()), ent_coef_loss.detach()])
+
+    @property
+    def _stacked_critics(self) -> bool:
+        """Twin critic as one batched network (CUDA, bf16), or each critic through oneDNN (float32 on CPU)."""
+        return not (self.precision == "float32" and cpu_linear.onednn_active(self.device))
 
     def _autocast(self) -> torch.autocast:
         """bf16 matrix products in the two losses when ``precision="bfloat16"`` (opt-in); a no-op otherwise."""

@@ -17,6 +17,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from pbrl import cpu_linear
+from pbrl.cpu_linear import batched_linear
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,  # slope 0.01 (PyTorch's default, B-Pref's and REED's)
@@ -31,7 +34,8 @@ class BatchedLinear(nn.Module):
 
     Member ``e``'s layer is ``y_e = x_e W_e + b_e``; stacking the members' weights into
     ``W ∈ R^{E×in×out}`` makes the layer one ``baddbmm`` whatever ``E`` is (no Python loop
-    over members). Each member is initialised like its own ``nn.Linear``.
+    over members), or on CPU one oneDNN product per member where that is faster
+    (:func:`pbrl.cpu_linear.batched_linear`). Each member is initialised like its own ``nn.Linear``.
     """
 
     def __init__(self, members: int, in_features: int, out_features: int) -> None:
@@ -44,7 +48,29 @@ class BatchedLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+        return batched_linear(x, self.weight, self.bias)
+
+
+def mlp_per_member(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """An ensemble :func:`mlp` on ``[E, N, in]`` evaluated member by member: ``y_e = f_e(x_e)``, ``[E, N, out]``.
+
+    The same maths as ``net(x)``; each member's layers are plain products through
+    :func:`pbrl.cpu_linear.linear` (oneDNN on CPU where faster) and only the outputs are
+    stacked, where ``net(x)`` through :func:`~pbrl.cpu_linear.batched_linear` stacks every
+    layer's activations. For nets of :class:`BatchedLinear` and elementwise layers
+    (activations; dropout draws its masks per member, not in one draw).
+    """
+    weights = {id(layer): (layer.weight.unbind(0), layer.bias.unbind(0)) for layer in net if isinstance(layer, BatchedLinear)}
+    outputs = []
+    for member, h in enumerate(x.unbind(0)):
+        for layer in net:
+            if isinstance(layer, BatchedLinear):
+                weight, bias = weights[id(layer)]
+                h = cpu_linear.linear(h, weight[member].t(), bias[member][0])
+            else:
+                h = layer(h)
+        outputs.append(h)
+    return torch.stack(outputs)
 
 
 INITS = ("torch", "orthogonal")

@@ -13,6 +13,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from pbrl import cpu_linear
 from pbrl.agents.config import SACConfig
 from pbrl.agents.device_replay import DeviceReplayBuffer
 from pbrl.agents.fast_sac import FastSAC
@@ -29,7 +30,7 @@ class ToyEnv:
     action_space = spaces.Box(-1, 1, (ACT,), np.float32)
 
 
-def make_pair(device: str, execution: str, ent_coef="auto_0.1", target_update_interval=1, batch=32):
+def make_pair(device: str, execution: str, ent_coef="auto_0.1", target_update_interval=1, batch=32, hidden=64):
     class Env(gym.Env):
         observation_space, action_space = ToyEnv.observation_space, ToyEnv.action_space
 
@@ -40,7 +41,7 @@ def make_pair(device: str, execution: str, ent_coef="auto_0.1", target_update_in
             return np.zeros(OBS, np.float32), 0.0, False, False, {}
 
     kwargs = dict(learning_starts=0, batch_size=batch, ent_coef=ent_coef, target_update_interval=target_update_interval,
-                  policy_kwargs={"net_arch": [64, 64]}, seed=0, device=device, buffer_size=100)
+                  policy_kwargs={"net_arch": [hidden, hidden]}, seed=0, device=device, buffer_size=100)
     reference = SAC("MlpPolicy", DummyVecEnv([Env]), **kwargs)
     fast = FastSAC("MlpPolicy", DummyVecEnv([Env]), execution=execution, **kwargs)
     fast.policy.load_state_dict(reference.policy.state_dict())
@@ -91,6 +92,24 @@ def test_eager_update_equals_sb3_train(ent_coef, target_update_interval, steps):
     assert fast._n_updates == reference._n_updates == 2 * steps
     for key in ("train/critic_loss", "train/actor_loss", "train/ent_coef"):
         assert fast.logger.name_to_value[key] == pytest.approx(reference.logger.name_to_value[key], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.skipif(not cpu_linear.onednn_active("cpu"), reason="torch built without oneDNN")
+@pytest.mark.parametrize("backend", ["auto", "aten"])
+def test_update_at_published_sizes_equals_sb3_train_on_both_cpu_products(backend, monkeypatch):
+    """2×256 critics and actor, batch 256 (SB3's MuJoCo SAC): FastSAC's oneDNN products (``auto``: each
+    critic on its own) and torch's (``aten``: the twin critic stacked) both give SB3's parameters."""
+    cpu_linear.set_backend(backend)
+    products = []
+    monkeypatch.setattr(cpu_linear, "_product", lambda *a, _f=cpu_linear._product: products.append(1) or _f(*a))
+    try:
+        reference, fast = make_pair("cpu", "eager", batch=256, hidden=256)
+        assert fast._stacked_critics == (backend == "aten")
+        train_both(reference, fast, steps_per_call=2, calls=2, batch=256, device="cpu")
+    finally:
+        cpu_linear.set_backend("auto")
+    assert bool(products) == (backend == "auto")  # the path under test was the one taken
+    assert_same_parameters(reference, fast)
 
 
 def test_a_perturbed_update_is_caught():

@@ -41,7 +41,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from pbrl import envs
+from pbrl import cpu_linear, envs
 from pbrl.agents.fast_sac import FastSAC
 
 IMPLEMENTATIONS = {"sb3": SAC, "fast": FastSAC}
@@ -138,11 +138,16 @@ def report(runs: list[Run], args: argparse.Namespace, out_dir: Path) -> str:
         f"`{args.resolved_execution}`; learning starts at {args.learning_starts} steps; "
         f"{args.eval_episodes} deterministic evaluation episodes per run.",
         "",
-        "| impl | seed | steps/s (wall) | CPU s | final return (mean of episodes) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        f"FastSAC's float32 CPU products: {'oneDNN' if cpu_linear.onednn_active(args.device) else 'torch (MKL)'} "
+        f"(`pbrl.cpu_linear` backend `{cpu_linear.backend()}`). Steps per CPU second is the one-thread speed; wall "
+        "steps/s move with what else ran on the machine.",
+        "",
+        "| impl | seed | steps/s (wall) | CPU s | steps per CPU s | final return (mean of episodes) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in runs:
-        lines.append(f"| {r.impl} | {r.seed} | {r.steps_per_s:.1f} | {r.cpu_s:.1f} | {np.mean(r.returns):.1f} |")
+        lines.append(f"| {r.impl} | {r.seed} | {r.steps_per_s:.1f} | {r.cpu_s:.1f} | {r.steps / r.cpu_s:.1f} | "
+                     f"{np.mean(r.returns):.1f} |")
     lines += [
         "",
         "| | SB3 SAC | FastSAC | FastSAC / SB3 |",
@@ -191,6 +196,8 @@ def main() -> None:
     parser.add_argument("--out-dir", default="experiments/bench/results")
     parser.add_argument("--name", default="sac_speed", help="stem of the .md and .png written")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one torch thread each")
+    parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS),
+                        help="run only these implementations now (the report needs both in the ledger)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out_dir = Path(args.out_dir)
@@ -199,7 +206,7 @@ def main() -> None:
     ledger = out_dir / "sac_speed.runs.jsonl"
     settings = {key: getattr(args, key) for key in SETTINGS}
     done = {(r.impl, r.seed): r for r in load_runs(ledger, settings)}
-    todo = [(impl, seed) for seed in args.seeds for impl in IMPLEMENTATIONS if (impl, seed) not in done]
+    todo = [(impl, seed) for seed in args.seeds for impl in args.impls if (impl, seed) not in done]
     print(f"{len(done)} of {len(args.seeds) * len(IMPLEMENTATIONS)} runs reused from {ledger}; {len(todo)} to run", flush=True)
     jobs = [(impl, args.env, args.steps, seed, args.device, args.learning_starts, args.eval_episodes, args.execution,
              args.precision) for impl, seed in todo]
@@ -210,6 +217,10 @@ def main() -> None:
             done[run.impl, run.seed] = run
             print(f"{run.impl} seed {run.seed}: {run.steps_per_s:.1f} steps/s, {run.cpu_s:.1f} CPU s, "
                   f"return {np.mean(run.returns):.1f}", flush=True)
+    missing = [f"{impl} seed {seed}" for seed in args.seeds for impl in IMPLEMENTATIONS if (impl, seed) not in done]
+    if missing:
+        print(f"no report yet: {', '.join(missing)} not in {ledger} (run them with --impls)")
+        return
     runs = [done[impl, seed] for seed in args.seeds for impl in IMPLEMENTATIONS]
     probe = FastSAC("MlpPolicy", DummyVecEnv([lambda: envs.make(args.env, seed=0)]), device=args.device,
                     execution=args.execution, buffer_size=10)
