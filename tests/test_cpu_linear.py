@@ -79,3 +79,34 @@ def test_small_products_autocast_and_the_aten_backend_stay_on_torch():
 def test_unknown_backend_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="PBRL_CPU_LINEAR.*'auto', 'onednn', 'aten'"):
         cpu_linear.set_backend("mkl")
+
+
+@needs_onednn
+def test_ensemble_member_by_member_equals_the_batched_network():
+    """EnsembleMLP on CPU runs each member with oneDNN's products (pbrl.nets.mlp_per_member); the
+    batched baddbmm network (backend 'aten') gives the same outputs and parameter gradients."""
+    from pbrl.learners.ensemble import EnsembleMLP
+
+    torch.manual_seed(0)
+    net = EnsembleMLP(3, 23, [256, 256, 256])
+    x = torch.randn(3, 400, 23)
+
+    def run(backend):
+        cpu_linear.set_backend(backend)
+        net.zero_grad()
+        out = net(x)
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+    calls = []
+    real = cpu_linear._product
+    cpu_linear._product = lambda *a: calls.append(1) or real(*a)
+    try:
+        ours, our_grads = run("auto")
+    finally:
+        cpu_linear._product = real
+    assert calls  # the per-member oneDNN path ran
+    batched, batched_grads = run("aten")
+    torch.testing.assert_close(ours, batched, rtol=1e-5, atol=1e-5)
+    for a, e in zip(our_grads, batched_grads):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)

@@ -55,6 +55,7 @@ class EnsembleMLP(nn.Module):
         self.graph_inference = graph_inference
         """CUDA: replay a captured graph for gradient-free forwards of small flat batches."""
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self._widest = max(hidden_sizes, default=in_features)
         self.net = mlp(in_features, out_features, hidden_sizes, activation_name="leaky_relu",
                        output_activation=output_activation, members=members)
 
@@ -67,7 +68,8 @@ class EnsembleMLP(nn.Module):
         if self.train_autocast is not None and torch.is_grad_enabled():
             with torch.autocast(x.device.type, dtype=torch.bfloat16):
                 return self.net(x).float()
-        if x.dtype == torch.float32 and cpu_linear.onednn_active(x.device):
+        if (x.dtype == torch.float32 and cpu_linear.onednn_active(x.device)
+                and x.shape[1] * self._widest**2 >= cpu_linear.MIN_MULTIPLY_ADDS):  # not for a per-step reward
             return mlp_per_member(self.net, x)
         return self.net(x)
 
