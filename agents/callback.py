@@ -87,11 +87,13 @@ class CheckpointCallback(BaseCallback):
 class PeriodicCheckpoint(BaseCallback):
     """Saves the run every ``interval`` env steps, at the point of the step where rounds checkpoint (after
     :class:`FeedbackCallback` in the list): ``on_step`` off-policy, ``on_rollout_start`` on-policy, where the
-    rollout buffer is empty."""
+    rollout buffer is empty. A step whose checkpoint is already written (``last_saved()``: a feedback round's,
+    at this same point of the step) is not written twice."""
 
-    def __init__(self, save: Callable[[int], None], interval: int, on_policy: bool) -> None:
+    def __init__(self, save: Callable[[int], None], interval: int, on_policy: bool,
+                 last_saved: Callable[[], int | None] = lambda: None) -> None:
         super().__init__()
-        self.save, self.interval, self.on_policy = save, interval, on_policy
+        self.save, self.interval, self.on_policy, self.last_saved = save, interval, on_policy, last_saved
 
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.interval + 1) * self.interval
@@ -99,7 +101,8 @@ class PeriodicCheckpoint(BaseCallback):
     def _maybe_save(self) -> None:
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.interval + 1) * self.interval
-            self.save(self.num_timesteps)
+            if self.last_saved() != self.num_timesteps:
+                self.save(self.num_timesteps)
 
     def _on_rollout_start(self) -> None:
         if self.on_policy:

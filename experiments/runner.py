@@ -95,6 +95,7 @@ class Runner:
         found = latest_checkpoint(self.run_dir) if resume else None
         self.checkpoint_dir: Path | None = found[0] if found else None  # the checkpoint to resume from (None: a fresh start)
         self.resumed = found[1] if found else None  # its state.json
+        self.last_checkpoint_step: int | None = None  # the step of the checkpoint this process wrote last
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         if resume:  # the steps after the checkpoint run again (all of them when there is none)
             self.metrics.truncate(self.resumed["num_timesteps"] if self.resumed else -1)
@@ -168,6 +169,7 @@ class Runner:
             if self.store is not None:
                 state["store"] = store_identity(self.store)  # resume recognises its own store by it
             (tmp / "state.json").write_text(json.dumps({"num_timesteps": int(step), **state}))
+        self.last_checkpoint_step = int(step)
 
     # ------------------------------------------------------------------ the run
     def train(self) -> dict[str, float]:
@@ -251,7 +253,8 @@ class SB3Engine:
             checkpoint = CheckpointCallback(runner.save_checkpoint)
             parts.append(FeedbackCallback(self.loop, self.pref_env, self.hooks, runner.record, self.agent.on_policy, checkpoint))
         if cfg.checkpoint_interval:
-            parts.append(PeriodicCheckpoint(runner.save_checkpoint, cfg.checkpoint_interval, self.agent.on_policy))
+            parts.append(PeriodicCheckpoint(runner.save_checkpoint, cfg.checkpoint_interval, self.agent.on_policy,
+                                            last_saved=lambda: runner.last_checkpoint_step))
         if runner.evaluator is not None:
             parts.append(EvaluationCallback(runner.evaluator, cfg.eval_interval, runner.record))
         parts.append(LoggingCallback(self.pref_env, self.store if self.loop else None, cfg.log_interval, runner.record))

@@ -262,3 +262,13 @@ def test_a_run_without_feedback_rounds_checkpoints_every_checkpoint_interval(tmp
     steps = [row["step"] for row in MetricsLog(run / "metrics.jsonl").read() if "train/true_episode_return" in row]
     assert steps[-1] == 700 and len(steps) == len(set(steps))
     assert json.loads((run / "checkpoint" / "state.json").read_text())["num_timesteps"] == 700
+
+
+def test_a_round_on_a_checkpoint_interval_step_is_saved_once(tmp_path, monkeypatch):
+    """Feedback rounds at steps 300, 450, 600 and checkpoint_interval=150: every step is checkpointed
+    once (the round's checkpoint is the periodic one), and once more at the end."""
+    saved = []
+    real = Runner.save_checkpoint
+    monkeypatch.setattr(Runner, "save_checkpoint", lambda self, step: saved.append(step) or real(self, step))
+    Runner(parse_config({}, [*TINY, "checkpoint_interval=150", f"run_dir={tmp_path}"]), tmp_path).train()
+    assert saved == [150, 300, 450, 600, 700]
