@@ -124,6 +124,15 @@ def ci_text(ci: tuple[float, float, float]) -> str:
     return f"{ci[0]:.1f} [{ci[1]:.1f}, {ci[2]:.1f}]"
 
 
+def products_text(precision: str, device: str) -> str:
+    """Which matrix products FastSAC's update ran on (a sentence for the report)."""
+    if precision == "bfloat16":
+        return "FastSAC's losses' matrix products in bf16 under `torch.autocast` (`precision=bfloat16`, opt-in)."
+    if cpu_linear.onednn_active(device):
+        return f"FastSAC's float32 products: oneDNN's (`pbrl.cpu_linear` backend `{cpu_linear.backend()}`; SB3: MKL's)."
+    return "FastSAC's float32 products: torch's, as SB3's."
+
+
 def report(runs: list[Run], args: argparse.Namespace, out_dir: Path) -> str:
     by = {impl: [r for r in runs if r.impl == impl] for impl in IMPLEMENTATIONS}
     total = lambda impl, attr: sum(getattr(r, attr) for r in by[impl])  # noqa: E731
@@ -140,8 +149,7 @@ def report(runs: list[Run], args: argparse.Namespace, out_dir: Path) -> str:
         f"`{args.resolved_execution}`; learning starts at {args.learning_starts} steps; "
         f"{args.eval_episodes} deterministic evaluation episodes per run.",
         "",
-        f"FastSAC's float32 CPU products: {'oneDNN' if cpu_linear.onednn_active(args.device) else 'torch (MKL)'} "
-        f"(`pbrl.cpu_linear` backend `{cpu_linear.backend()}`). Steps per CPU second is the one-thread speed; wall "
+        f"{products_text(args.precision, args.device)} Steps per CPU second is the one-thread speed; wall "
         "steps/s move with what else ran on the machine.",
         "",
         "| impl | seed | steps/s (wall) | CPU s | steps per CPU s | final return (mean of episodes) |",
