@@ -176,6 +176,17 @@ class SquashedLogStdActor(Actor):
         latent_pi = self.latent_pi(self.extract_features(obs, self.features_extractor))
         return self.mu(latent_pi), squash_log_std(self.log_std(latent_pi), self.log_std_bounds), {}
 
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        """The action, as SB3's ``Actor.forward``: ``tanh μ`` (deterministic) or ``tanh(μ + σ ε)`` with
+        ``ε`` drawn as ``Normal.rsample`` draws it (the same numbers from the same generator state), without
+        building the ``torch.distributions`` object per call (``predict`` runs once per env step)."""
+        if self.use_sde:
+            return super().forward(obs, deterministic)
+        mean, log_std, _ = self.get_action_dist_params(obs)
+        if deterministic:
+            return torch.tanh(mean)
+        return torch.tanh(mean + _standard_normal(mean.shape, dtype=mean.dtype, device=mean.device) * log_std.exp())
+
 
 class FastSACPolicy(SACPolicy):
     """FastSAC's ``MlpPolicy``: SB3's :class:`~stable_baselines3.sac.policies.SACPolicy` with a
@@ -190,6 +201,19 @@ class FastSACPolicy(SACPolicy):
     def make_actor(self, features_extractor: Any = None) -> SquashedLogStdActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         return SquashedLogStdActor(**actor_kwargs, log_std_bounds=self.log_std_bounds).to(self.device)
+
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's — the policy and every module of the actor and the critic to ``mode`` — as one pass
+        over a cached list of those modules: SB3 sets the mode about three times per env step
+        (collection, ``predict``, ``train``), and ``nn.Module.train``'s recursive walk took ~80 µs here.
+        The list is rebuilt when the actor or critic is replaced (PEBBLE's critic reset)."""
+        owners = getattr(self, "_mode_owners", None)
+        if owners is None or owners[0] is not self.actor or owners[1] is not self.critic:
+            self._mode_owners = (self.actor, self.critic)
+            self._mode_modules = [*self.actor.modules(), *self.critic.modules()]
+        for module in self._mode_modules:
+            module.__dict__["training"] = mode  # nn.Module.train's assignment, without __setattr__'s checks
+        self.training = mode
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "log_std_bounds": self.log_std_bounds}

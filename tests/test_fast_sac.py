@@ -224,3 +224,35 @@ def test_pebble_loop_runs_with_agent_impl_fast(tmp_path):
         from pbrl.agents.advantage_policy import GreedyAdvantageSAC
 
         make_fast_sac(model.get_env(), runner.config.agent, 0, algorithm=GreedyAdvantageSAC)
+
+
+def test_set_training_mode_sets_every_module_like_sb3_also_after_a_critic_reset():
+    """FastSACPolicy's cached-walk set_training_mode leaves the same modes as SB3's recursive one,
+    including a critic rebuilt after the list was cached (PEBBLE's reset)."""
+    _, fast = make_pair("cpu", "eager")
+    policy = fast.policy
+
+    def modes():
+        return [m.training for m in (policy, *policy.actor.modules(), *policy.critic.modules(), *policy.critic_target.modules())]
+
+    for mode in (False, True, False):
+        policy.set_training_mode(mode)
+        assert modes() == [mode] * (1 + len(list(policy.actor.modules())) + len(list(policy.critic.modules()))) + \
+            [False] * len(list(policy.critic_target.modules()))  # SB3 leaves the target critic in eval mode
+    policy.critic = policy.make_critic(features_extractor=None)  # a fresh critic: every module in training mode
+    policy.set_training_mode(False)
+    assert not any(m.training for m in policy.critic.modules())
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_actor_acts_exactly_as_sb3s_actor(deterministic):
+    """FastSAC's actor forward (no torch.distributions object per call) gives SB3's actions bit for bit,
+    drawing the same noise from the same generator state, and leaves the generator where SB3 leaves it."""
+    reference, fast = make_pair("cpu", "eager")
+    obs = torch.randn(4, OBS)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        expected, after_sb3 = reference.actor(obs, deterministic=deterministic), torch.rand(1)
+        torch.manual_seed(7)
+        actual, after_fast = fast.actor(obs, deterministic=deterministic), torch.rand(1)
+    assert torch.equal(actual, expected) and torch.equal(after_fast, after_sb3)

@@ -21,8 +21,8 @@ Each finished run is appended to ``sac_speed.runs.jsonl`` (one ledger per ``--ou
 with its settings, and a later invocation with the same settings reuses it: the acceptance
 run can be stopped and continued, one (implementation, seed) run at a time, and an SB3 run
 serves every FastSAC variant (``--execution``, ``--precision`` do not touch SB3). ``--fresh``
-runs everything again (the newest row of each run counts), for a measurement in which
-SB3 and FastSAC ran side by side on an otherwise idle machine. ``--jobs 2`` runs a seed's SB3 and
+runs the seeds of ``--impls`` again (the newest row of each run counts), for a measurement
+in which SB3 and FastSAC ran side by side on an otherwise idle machine. ``--jobs 2`` runs a seed's SB3 and
 FastSAC runs at the same time, one process and one core each (both still see the same
 load). Writes ``<name>.md`` and ``<name>.png`` under ``--out-dir`` (``--name``, default
 ``sac_speed``).
@@ -209,8 +209,8 @@ def main() -> None:
     parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS),
                         help="run only these implementations now (the report needs both in the ledger)")
     parser.add_argument("--fresh", action="store_true",
-                        help="run every (impl, seed) again, e.g. side by side on an otherwise idle machine; the "
-                             "ledger keeps the older rows, the newest row of each (impl, seed) counts")
+                        help="run every seed of --impls again (the others are reused), e.g. side by side on an "
+                             "otherwise idle machine; the ledger keeps the older rows, the newest of each (impl, seed) counts")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out_dir = Path(args.out_dir)
@@ -218,7 +218,7 @@ def main() -> None:
 
     ledger = out_dir / "sac_speed.runs.jsonl"
     settings = {key: getattr(args, key) for key in SETTINGS}
-    done = {} if args.fresh else {(r.impl, r.seed): r for r in load_runs(ledger, settings)}
+    done = {(r.impl, r.seed): r for r in load_runs(ledger, settings) if not (args.fresh and r.impl in args.impls)}
     todo = [(impl, seed) for seed in args.seeds for impl in args.impls if (impl, seed) not in done]
     print(f"{len(done)} of {len(args.seeds) * len(IMPLEMENTATIONS)} runs reused from {ledger}; {len(todo)} to run", flush=True)
     jobs = [(impl, args.env, args.steps, seed, args.device, args.learning_starts, args.eval_episodes, args.execution,
