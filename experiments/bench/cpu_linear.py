@@ -15,14 +15,13 @@ Writes ``cpu_linear.md`` under ``--out-dir``.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
 from pbrl import cpu_linear
+from pbrl.experiments.bench.markdown import cpu_name, write_markdown
 
 SHAPES = [
     (1, 17, 256, "one observation, first layer (acting)"),
@@ -35,16 +34,6 @@ SHAPES = [
     (6400, 23, 256, "ensemble minibatch (128 × 50 rows), first layer"),
     (6400, 256, 256, "ensemble minibatch, hidden layer"),
 ]
-
-
-def cpu_name() -> str:
-    """The CPU's model name and family (Linux ``/proc/cpuinfo``; AMD family 26 is Zen 5), else the platform's word."""
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        fields = dict(line.split(":", 1) for line in info.read_text().splitlines() if ":" in line)
-        fields = {k.strip(): v.strip() for k, v in fields.items()}
-        return f"{fields.get('model name', '?')}, family {fields.get('cpu family', '?')}"
-    return platform.processor() or platform.machine()
 
 
 def cpu_microseconds(fn, repeats: int) -> float:
@@ -90,11 +79,7 @@ def main() -> None:
             f"| {what} | {rows} × {fan_in} → {fan_out} | {torch_fwd:.1f} | {dnn_fwd:.1f} | {torch_bwd:.1f} | "
             f"{dnn_bwd:.1f} | {(torch_fwd + torch_bwd) / (dnn_fwd + dnn_bwd):.2f}× | {3 * macs / (dnn_fwd + dnn_bwd) / 1e3:.1f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cpu_linear.md").write_text(text)
+    write_markdown(lines, args.out_dir, "cpu_linear")
 
 
 if __name__ == "__main__":

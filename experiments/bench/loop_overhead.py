@@ -34,6 +34,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl import envs
+from pbrl.experiments.bench.markdown import write_markdown
 from pbrl.experiments.config import parse_config
 from pbrl.experiments.runner import Runner
 
@@ -127,11 +128,7 @@ def main() -> None:
         corr = summary.get("reward/true_correlation") if summary else None
         lines.append(f"| {name} | {wall:.1f} | {wall / ref_wall:.2f}× | {cpu:.1f} | {cpu / ref_cpu:.2f}× | {labels} | "
                      f"{'—' if corr is None else f'{corr:.2f}'} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.md").write_text(text)
+    write_markdown(lines, args.out_dir, args.name)
 
 
 if __name__ == "__main__":

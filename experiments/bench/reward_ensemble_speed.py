@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from pbrl import cpu_linear
+from pbrl.experiments.bench.markdown import write_markdown
 from pbrl.learners import BTEnsemble, BTEnsembleConfig
 from pbrl.segments import PreferenceDataset, Segments
 
@@ -112,11 +112,7 @@ def main() -> None:
     for name in VARIANTS:
         lines.append(f"| {name} | {seconds[name]:.3f} | {base / seconds[name]:.2f}× | "
                      f"{', '.join(f'{a:.3f}' for a in accuracy[name])} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"reward_ensemble_speed{'' if args.device == 'cpu' else '_' + args.device.split(':')[0]}.md").write_text(text)
+    write_markdown(lines, args.out_dir, f"reward_ensemble_speed{'' if args.device == 'cpu' else '_' + args.device.split(':')[0]}")
 
 
 if __name__ == "__main__":

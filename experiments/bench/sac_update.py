@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from stable_baselines3 import SAC
@@ -31,7 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl import cpu_linear, envs
 from pbrl.agents.fast_sac import FastSAC
-from pbrl.experiments.bench.cpu_linear import cpu_name
+from pbrl.experiments.bench.markdown import cpu_name, write_markdown
 
 VARIANTS = {  # name → (class, FastSAC kwargs, pbrl.cpu_linear backend)
     "sb3": (SAC, {}, "auto"),
@@ -81,11 +80,7 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         lines.append(f"| {name} | {median:.2f} | {min(values):.2f} – {max(values):.2f} | {base / median:.2f}× |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sac_update.md").write_text(text)
+    write_markdown(lines, args.out_dir, "sac_update")
 
 
 if __name__ == "__main__":
