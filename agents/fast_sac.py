@@ -20,10 +20,13 @@ same maths as ``SAC.train`` (Haarnoja et al., 2018; SB3's choices kept):
 
 What makes it fast (none of it changes the numbers beyond float rounding):
 
-* **twin critic as one batched network**: the ``n_critics`` Q-networks' layers are
-  stacked, ``W ∈ R^{n×in×out}``, and evaluated with one ``baddbmm`` per layer
-  (:func:`stacked_layers`); the stacks are views for autograd, so gradients land in SB3's
-  own ``nn.Linear`` parameters and the critic stays SB3's ``ContinuousCritic``;
+* **float32 products through oneDNN on CPU** (:mod:`pbrl.cpu_linear`, each critic on its
+  own): on AMD CPUs MKL's float32 product runs its AVX2 path, oneDNN's AVX-512, twice the
+  multiply-adds per second; elsewhere (CUDA, bf16, ``PBRL_CPU_LINEAR=aten``) the **twin
+  critic is one batched network**: the ``n_critics`` Q-networks' layers are stacked,
+  ``W ∈ R^{n×in×out}``, and evaluated with one ``baddbmm`` per layer (:func:`stacked_layers`);
+  either way gradients land in SB3's own ``nn.Linear`` parameters and the critic stays SB3's
+  ``ContinuousCritic``;
 * **no wasted gradients**: the actor loss reads the critics through detached weights, so
   backward computes no critic weight gradients that SB3 would compute and then discard;
 * **no host sync inside a step**: losses stay on the device until the end of ``train()``;
