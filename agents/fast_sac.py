@@ -1,8 +1,9 @@
 """FastSAC: stable-baselines3's SAC with one fused update per gradient step.
 
-A subclass of SB3's :class:`~stable_baselines3.SAC` that replaces only ``train()`` — the
-policy, actor, critics, optimizers, logger keys, ``save``/``load``, ``predict`` and the
-callbacks are SB3's own, so everything built around SB3 SAC (PEBBLE's relabel and critic
+A subclass of SB3's :class:`~stable_baselines3.SAC` that replaces ``train()`` (and, for
+acting, two methods of its policy: ``set_training_mode`` and the actor's ``forward``, same
+modes and actions) — the policy, actor, critics, optimizers, logger keys, ``save``/``load``,
+``predict`` and the callbacks are SB3's own, so everything built around SB3 SAC (PEBBLE's relabel and critic
 reset, checkpoints, evaluation) works unchanged. One gradient step computes, with the
 same maths as ``SAC.train`` (Haarnoja et al., 2018; SB3's choices kept):
 
